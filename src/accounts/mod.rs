@@ -1,0 +1,278 @@
+//! Accounts: registration, login with throttling, refresh-token rotation,
+//! logout, the signed-in user, and the first admin.
+
+pub mod input;
+pub mod password;
+pub mod tokens;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use self::{
+    input::{Email, Password, PersonName},
+    password::Passwords,
+    tokens::TokenKeys,
+};
+use crate::{
+    db::{self, Db, accounts::UserRow},
+    error::{AppError, AppResult, OnConstraint as _},
+    viewer::Viewer,
+};
+
+/// Failed logins for one email within `THROTTLE_WINDOW` before it is throttled.
+pub const THROTTLE_MAX_FAILURES: i64 = 5;
+pub const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "USER",
+            Self::Admin => "ADMIN",
+        }
+    }
+
+    fn from_db(s: &str) -> Self {
+        if s == "ADMIN" { Self::Admin } else { Self::User }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            email: row.email,
+            role: Role::from_db(&row.role),
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// What register, login and refresh hand back.
+#[derive(Debug, Clone)]
+pub struct AuthSession {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub refresh_token: String,
+    pub user: User,
+}
+
+/// Raw registration input, as either transport received it.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub name: String,
+    pub email: String,
+    pub password: String,
+}
+
+/// The accounts service: what every transport calls.
+#[derive(Clone)]
+pub struct Accounts {
+    db: Db,
+    keys: TokenKeys,
+    passwords: Passwords,
+    refresh_ttl: Duration,
+}
+
+impl Accounts {
+    pub fn new(db: Db, keys: TokenKeys, passwords: Passwords, refresh_ttl: Duration) -> Self {
+        Self {
+            db,
+            keys,
+            passwords,
+            refresh_ttl,
+        }
+    }
+
+    /// The viewer a bearer token proves.
+    pub fn authenticate(&self, bearer: &str) -> AppResult<Viewer> {
+        self.keys.verify(bearer)
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn register(&self, input: Registration) -> AppResult<AuthSession> {
+        let name = PersonName::parse("name", &input.name)?;
+        let email = Email::parse("email", &input.email)?;
+        let password = Password::parse("password", &input.password)?;
+        let hash = self.passwords.hash(password.expose()).await?;
+        let mut conn = self.db.conn().await?;
+        let this = self.clone();
+        conn.transaction(async move |tx| {
+            let row = db::accounts::insert_user(
+                tx,
+                &db::accounts::NewUserRow {
+                    name: name.as_str(),
+                    email: email.as_str(),
+                    email_key: email.key(),
+                    password_hash: &hash,
+                    role: Role::User.as_str(),
+                },
+            )
+            .await
+            .on_unique(
+                "users_email_key",
+                AppError::Conflict {
+                    field: Some("email"),
+                    message: "an account with this email already exists",
+                },
+            )?;
+            this.start_session(tx, row.into(), Uuid::new_v4()).await
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn login(&self, email: &str, password: &str) -> AppResult<AuthSession> {
+        const WRONG: AppError = AppError::BadCredentials("wrong email or password");
+        let email = Email::parse("email", email)?;
+        let since = Utc::now() - THROTTLE_WINDOW;
+        let found = {
+            let mut conn = self.db.conn().await?;
+            let failures = db::accounts::count_login_failures(&mut conn, email.key(), since).await?;
+            if failures >= THROTTLE_MAX_FAILURES {
+                return Err(AppError::TooManyRequests);
+            }
+            db::accounts::find_login(&mut conn, email.key()).await?
+        };
+        // bcrypt runs with no pooled connection held.
+        let (row, hash) = match found {
+            Some((row, hash)) => (Some(row), Some(hash)),
+            None => (None, None),
+        };
+        let fits = !password.is_empty() && password.len() <= input::PASSWORD_MAX_BYTES && !password.contains('\0');
+        let ok = self.passwords.verify(if fits { password } else { "" }, hash).await? && fits;
+        let mut conn = self.db.conn().await?;
+        match row {
+            Some(row) if ok => {
+                let this = self.clone();
+                conn.transaction(async move |tx| this.start_session(tx, row.into(), Uuid::new_v4()).await)
+                    .await
+            }
+            _ => {
+                db::accounts::record_login_failure(&mut conn, email.key(), since).await?;
+                Err(WRONG)
+            }
+        }
+    }
+
+    /// Exchanges a live refresh token for a new pair, retiring it. Presenting a
+    /// retired or revoked token revokes every refresh token of its user.
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh(&self, refresh_token: &str) -> AppResult<AuthSession> {
+        const REFUSED: AppError = AppError::BadCredentials("the refresh token is not valid");
+        let hash = tokens::refresh_token_hash(refresh_token).ok_or(REFUSED)?;
+        enum Outcome {
+            Renewed(AuthSession),
+            Reused,
+            Refused,
+        }
+        let mut conn = self.db.conn().await?;
+        let this = self.clone();
+        let outcome = conn
+            .transaction(async move |tx| {
+                let Some(token) = db::accounts::lock_refresh_token(tx, &hash).await? else {
+                    return Ok(Outcome::Refused);
+                };
+                if token.used_at.is_some() || token.revoked_at.is_some() {
+                    let revoked = db::accounts::revoke_all_refresh_tokens(tx, token.user_id).await?;
+                    tracing::warn!(user_id = %token.user_id, revoked, "a retired refresh token was presented again");
+                    return Ok(Outcome::Reused);
+                }
+                if token.expires_at <= Utc::now() {
+                    return Ok(Outcome::Refused);
+                }
+                let Some(user) = db::accounts::find_user(tx, token.user_id).await? else {
+                    return Ok(Outcome::Refused);
+                };
+                db::accounts::retire_refresh_token(tx, token.id).await?;
+                let session = this.start_session(tx, user.into(), token.family_id).await?;
+                Ok::<_, AppError>(Outcome::Renewed(session))
+            })
+            .await?;
+        match outcome {
+            Outcome::Renewed(session) => Ok(session),
+            Outcome::Reused | Outcome::Refused => Err(REFUSED),
+        }
+    }
+
+    /// Revokes a refresh token; true when it was live.
+    #[tracing::instrument(skip_all)]
+    pub async fn logout(&self, refresh_token: &str) -> AppResult<bool> {
+        let Some(hash) = tokens::refresh_token_hash(refresh_token) else {
+            return Ok(false);
+        };
+        let mut conn = self.db.conn().await?;
+        Ok(db::accounts::revoke_live_refresh_token(&mut conn, &hash).await?)
+    }
+
+    /// The signed-in user (who may have been deleted since the token was made).
+    pub async fn me(&self, viewer: &Viewer) -> AppResult<User> {
+        let mut conn = self.db.conn().await?;
+        db::accounts::find_user(&mut conn, viewer.user_id)
+            .await?
+            .map(User::from)
+            .ok_or(AppError::Unauthenticated)
+    }
+
+    /// Makes an admin account (from the command line only).
+    pub async fn create_admin(&self, name: &str, email: &str, password: &str) -> AppResult<User> {
+        let name = PersonName::parse("name", name)?;
+        let email = Email::parse("email", email)?;
+        let password = Password::parse("password", password)?;
+        let hash = self.passwords.hash(password.expose()).await?;
+        let mut conn = self.db.conn().await?;
+        let row = db::accounts::insert_user(
+            &mut conn,
+            &db::accounts::NewUserRow {
+                name: name.as_str(),
+                email: email.as_str(),
+                email_key: email.key(),
+                password_hash: &hash,
+                role: Role::Admin.as_str(),
+            },
+        )
+        .await
+        .on_unique(
+            "users_email_key",
+            AppError::Conflict {
+                field: Some("email"),
+                message: "an account with this email already exists",
+            },
+        )?;
+        Ok(row.into())
+    }
+
+    /// Issues an access token and a new refresh token in `family`.
+    async fn start_session(&self, tx: &mut AsyncPgConnection, user: User, family: Uuid) -> AppResult<AuthSession> {
+        let (access_token, expires_in) = self.keys.issue(user.id, user.role)?;
+        let (refresh_token, hash) = tokens::new_refresh_token()?;
+        let ttl = chrono::Duration::from_std(self.refresh_ttl).map_err(AppError::internal)?;
+        db::accounts::insert_refresh_token(tx, user.id, family, &hash, Utc::now() + ttl).await?;
+        Ok(AuthSession {
+            access_token,
+            expires_in,
+            refresh_token,
+            user,
+        })
+    }
+}

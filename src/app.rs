@@ -1,0 +1,231 @@
+//! `Application`: opens the database (the embedded cluster or `DATABASE_URL`),
+//! migrates it, assembles the routes, binds, and serves until told to stop.
+
+use std::{future::Future, io::Write as _, net::SocketAddr, path::Path, sync::Arc};
+
+use anyhow::Context as _;
+use axum::{Router, routing::get};
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use tokio::net::TcpListener;
+
+use crate::{
+    accounts::{Accounts, password::Passwords, tokens::TokenKeys},
+    config::{Config, CorsOrigins, Limits, MIN_JWT_SECRET_BYTES, SecretString},
+    db::{
+        Db,
+        embedded::{EmbeddedPostgres, Options},
+        migrate,
+    },
+    graphql::{self, ApiSchema},
+    http::{self, health, metrics::Metrics},
+};
+
+/// The embedded cluster's database name.
+pub const EMBEDDED_DATABASE: &str = "healthcare";
+
+/// The services every transport calls.
+#[derive(Clone)]
+pub struct Services {
+    pub accounts: Accounts,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    pub db: Db,
+    pub schema: ApiSchema,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    pub cors: CorsOrigins,
+}
+
+/// The database the server uses, and the private cluster if it runs one.
+pub struct Database {
+    pub url: SecretString,
+    pub jwt_secret: SecretString,
+    pub embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    /// `DATABASE_URL`, or the embedded cluster under `DATA_DIR` (started here).
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        if let Some(url) = &config.database_url {
+            let jwt_secret = config
+                .jwt_secret
+                .clone()
+                .context("JWT_SECRET must be set when DATABASE_URL is set")?;
+            return Ok(Self {
+                url: url.clone(),
+                jwt_secret,
+                embedded: None,
+            });
+        }
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("DATA_DIR {} could not be created", config.data_dir.display()))?;
+        let jwt_secret = match &config.jwt_secret {
+            Some(secret) => secret.clone(),
+            None => kept_secret(&config.data_dir.join("jwt_secret"))?,
+        };
+        let pg = EmbeddedPostgres::start(Options::new(config.data_dir.join("postgres")))
+            .await
+            .context("the embedded PostgreSQL could not start")?;
+        pg.ensure_database(EMBEDDED_DATABASE).await?;
+        Ok(Self {
+            url: SecretString::new(pg.url(EMBEDDED_DATABASE)),
+            jwt_secret,
+            embedded: Some(pg),
+        })
+    }
+
+    pub async fn close(&mut self) {
+        if let Some(pg) = self.embedded.as_mut()
+            && let Err(err) = pg.stop().await
+        {
+            tracing::error!(error = %err, "the embedded PostgreSQL did not stop cleanly");
+        }
+    }
+}
+
+/// The JWT secret kept in the data folder: generated on first run.
+fn kept_secret(path: &Path) -> anyhow::Result<SecretString> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let secret = existing.trim().to_owned();
+        anyhow::ensure!(
+            secret.len() >= MIN_JWT_SECRET_BYTES,
+            "the JWT secret kept in {} is shorter than 32 bytes; delete it to make a new one",
+            path.display()
+        );
+        return Ok(SecretString::new(secret));
+    }
+    let mut bytes = [0u8; 48];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for JWT_SECRET: {e}"))?;
+    let secret = URL_SAFE_NO_PAD.encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            file.write_all(secret.as_bytes())?;
+            file.sync_all()?;
+            Ok(SecretString::new(secret))
+        }
+        // Another process wrote it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => kept_secret(path),
+        Err(e) => Err(e).with_context(|| format!("could not keep the JWT secret in {}", path.display())),
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    database: Database,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens and migrates the database, builds the routes and binds the port
+    /// (port 0 picks a free one; see `port()`).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let mut database = Database::open(&config).await?;
+        match Self::assemble(&config, &database).await {
+            Ok((state, router)) => {
+                let address = SocketAddr::new(config.host, config.port);
+                let listener = match TcpListener::bind(address).await {
+                    Ok(listener) => listener,
+                    Err(err) => {
+                        database.close().await;
+                        return Err(err).with_context(|| format!("could not listen on {address} (HOST, PORT)"));
+                    }
+                };
+                Ok(Self {
+                    listener,
+                    router,
+                    database,
+                    state,
+                })
+            }
+            Err(err) => {
+                database.close().await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn assemble(config: &Config, database: &Database) -> anyhow::Result<(AppState, Router)> {
+        let applied = migrate::run(database.url.expose()).await?;
+        if !applied.is_empty() {
+            tracing::info!(count = applied.len(), "applied migrations");
+        }
+        let db = Db::connect(database.url.expose(), config.database_pool_size)?;
+        let keys = TokenKeys::new(database.jwt_secret.expose().as_bytes(), config.access_token_ttl);
+        let accounts = Accounts::new(
+            db.clone(),
+            keys,
+            Passwords::new(config.bcrypt_cost),
+            config.refresh_token_ttl,
+        );
+        let services = Services { accounts };
+        let metrics = Arc::new(Metrics::new());
+        let schema = graphql::build_schema(&services, &config.limits, config.introspection, Arc::clone(&metrics));
+        let state = AppState {
+            services,
+            db,
+            schema,
+            metrics,
+            limits: config.limits.clone(),
+            cors: config.cors_allowed_origins.clone(),
+        };
+        let routes = Router::new()
+            .route("/graphql", get(graphql::get).post(graphql::post))
+            .route("/graphql/assets/{name}", get(graphql::asset))
+            .route("/healthz", get(health::healthz))
+            .route("/readyz", get(health::readyz))
+            .route("/metrics", get(http::metrics::handler))
+            .fallback(http::not_found);
+        let router = http::with_middleware(routes, &state);
+        Ok((state, router))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, lets in-flight requests finish, then
+    /// stops the embedded cluster if there is one.
+    pub async fn run_until_stopped(
+        mut self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(address = %self.listener.local_addr()?, "serving");
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        self.database.close().await;
+        served.context("the server failed")
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

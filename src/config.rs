@@ -1,0 +1,382 @@
+//! Configuration: read once from the environment (and `.env`) into one typed
+//! `Config`. A missing or invalid setting is a one-line error naming it.
+
+use std::{fmt, net::IpAddr, path::PathBuf, time::Duration};
+
+/// A secret that never prints.
+#[derive(Clone)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(s: String) -> Self {
+        Self(s)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString(..)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// No cross-origin access (the default).
+    None,
+    Any,
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_batch: usize,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 2000,
+            max_batch: 10,
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `None`: the embedded PostgreSQL cluster kept under `data_dir`.
+    pub database_url: Option<SecretString>,
+    pub data_dir: PathBuf,
+    pub host: IpAddr,
+    pub port: u16,
+    /// `None` only with the embedded database, which keeps one in `data_dir`.
+    pub jwt_secret: Option<SecretString>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub bcrypt_cost: u32,
+    pub database_pool_size: usize,
+    pub cors_allowed_origins: CorsOrigins,
+    pub introspection: bool,
+    pub log_format: LogFormat,
+    pub rust_log: String,
+    pub limits: Limits,
+}
+
+/// A bad setting: displayed as one line that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.setting, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn invalid(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        problem: problem.into(),
+    }
+}
+
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+impl Config {
+    /// Reads `.env` (if present) and then the process environment.
+    pub fn from_env() -> Result<Self, anyhow::Error> {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => anyhow::bail!(".env could not be read: {e}"),
+        }
+        Ok(Self::from_lookup(|key| std::env::var(key).ok())?)
+    }
+
+    /// Builds the configuration from any lookup (the environment, a test's map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |key: &str| get(key).filter(|v| !v.trim().is_empty());
+
+        let database_url = get("DATABASE_URL").map(SecretString::new);
+        let jwt_secret = match get("JWT_SECRET") {
+            Some(s) if s.len() < MIN_JWT_SECRET_BYTES => {
+                return Err(invalid("JWT_SECRET", "must be at least 32 bytes"));
+            }
+            Some(s) => Some(SecretString::new(s)),
+            None if database_url.is_some() => {
+                return Err(invalid(
+                    "JWT_SECRET",
+                    "must be set (at least 32 bytes) when DATABASE_URL is set",
+                ));
+            }
+            None => None,
+        };
+
+        let host = parse_or("HOST", get("HOST"), "127.0.0.1".parse().ok(), |s| {
+            s.parse::<IpAddr>().ok()
+        })?;
+        let port = parse_or("PORT", get("PORT"), Some(8000), |s| s.parse::<u16>().ok())?;
+        let access_token_ttl = duration(
+            "ACCESS_TOKEN_TTL",
+            get("ACCESS_TOKEN_TTL"),
+            Duration::from_secs(15 * 60),
+            Duration::from_secs(24 * 3600),
+        )?;
+        let refresh_token_ttl = duration(
+            "REFRESH_TOKEN_TTL",
+            get("REFRESH_TOKEN_TTL"),
+            Duration::from_secs(30 * 24 * 3600),
+            Duration::from_secs(365 * 24 * 3600),
+        )?;
+        let bcrypt_cost = number("BCRYPT_COST", get("BCRYPT_COST"), 12, 4, 31)?;
+        let database_pool_size = number("DATABASE_POOL_SIZE", get("DATABASE_POOL_SIZE"), 10, 1, 1000)?;
+        let cors_allowed_origins = cors(get("CORS_ALLOWED_ORIGINS"))?;
+        let introspection = boolean("GRAPHQL_INTROSPECTION", get("GRAPHQL_INTROSPECTION"), true)?;
+        let log_format = match get("LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(_) => return Err(invalid("LOG_FORMAT", "must be `pretty` or `json`")),
+        };
+        let rust_log = get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
+        if tracing_subscriber::EnvFilter::try_new(&rust_log).is_err() {
+            return Err(invalid("RUST_LOG", "is not a valid log filter"));
+        }
+        let d = Limits::default();
+        let limits = Limits {
+            max_depth: number("GRAPHQL_MAX_DEPTH", get("GRAPHQL_MAX_DEPTH"), d.max_depth, 1, 1000)?,
+            max_complexity: number(
+                "GRAPHQL_MAX_COMPLEXITY",
+                get("GRAPHQL_MAX_COMPLEXITY"),
+                d.max_complexity,
+                1,
+                1_000_000,
+            )?,
+            max_batch: number("GRAPHQL_MAX_BATCH", get("GRAPHQL_MAX_BATCH"), d.max_batch, 1, 1000)?,
+            max_body_bytes: number(
+                "MAX_BODY_BYTES",
+                get("MAX_BODY_BYTES"),
+                d.max_body_bytes,
+                1024,
+                64 << 20,
+            )?,
+            request_timeout: duration(
+                "REQUEST_TIMEOUT",
+                get("REQUEST_TIMEOUT"),
+                d.request_timeout,
+                Duration::from_secs(3600),
+            )?,
+        };
+        let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "data".to_owned()));
+
+        Ok(Self {
+            database_url,
+            data_dir,
+            host,
+            port,
+            jwt_secret,
+            access_token_ttl,
+            refresh_token_ttl,
+            bcrypt_cost,
+            database_pool_size,
+            cors_allowed_origins,
+            introspection,
+            log_format,
+            rust_log,
+            limits,
+        })
+    }
+}
+
+fn parse_or<T>(
+    setting: &'static str,
+    raw: Option<String>,
+    default: Option<T>,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, ConfigError> {
+    match raw {
+        Some(raw) => parse(raw.trim()).ok_or_else(|| invalid(setting, "is not valid")),
+        None => default.ok_or_else(|| invalid(setting, "must be set")),
+    }
+}
+
+fn number<T>(setting: &'static str, raw: Option<String>, default: T, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let Some(raw) = raw else { return Ok(default) };
+    match raw.trim().parse::<T>() {
+        Ok(v) if v >= min && v <= max => Ok(v),
+        _ => Err(invalid(setting, format!("must be a whole number from {min} to {max}"))),
+    }
+}
+
+/// Seconds (`900`) or a human duration (`15m`, `30d`).
+fn duration(
+    setting: &'static str,
+    raw: Option<String>,
+    default: Duration,
+    max: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(raw) = raw else { return Ok(default) };
+    let raw = raw.trim();
+    let parsed = raw
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .ok()
+        .or_else(|| humantime::parse_duration(raw).ok());
+    match parsed {
+        Some(d) if d >= Duration::from_secs(1) && d <= max => Ok(d),
+        _ => Err(invalid(
+            setting,
+            format!(
+                "must be a duration from 1s to {} (seconds, or like `15m`)",
+                humantime::format_duration(max)
+            ),
+        )),
+    }
+}
+
+fn boolean(setting: &'static str, raw: Option<String>, default: bool) -> Result<bool, ConfigError> {
+    match raw.as_deref().map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(_) => Err(invalid(setting, "must be `true` or `false`")),
+    }
+}
+
+fn cors(raw: Option<String>) -> Result<CorsOrigins, ConfigError> {
+    let Some(raw) = raw else { return Ok(CorsOrigins::None) };
+    if raw.trim() == "*" {
+        return Ok(CorsOrigins::Any);
+    }
+    let mut origins = Vec::new();
+    for origin in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let rest = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        let ok = rest.is_some_and(|host| {
+            !host.is_empty()
+                && !host.contains('/')
+                && host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+        });
+        if !ok {
+            return Err(invalid(
+                "CORS_ALLOWED_ORIGINS",
+                "must be `*` or a comma-separated list of origins like https://app.example.org",
+            ));
+        }
+        origins.push(origin.to_owned());
+    }
+    Ok(CorsOrigins::List(origins))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn defaults_serve_the_embedded_database() {
+        let c = config(&[]).unwrap();
+        assert!(c.database_url.is_none() && c.jwt_secret.is_none());
+        assert_eq!((c.host.to_string().as_str(), c.port), ("127.0.0.1", 8000));
+        assert_eq!(c.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(c.refresh_token_ttl, Duration::from_secs(30 * 86400));
+        assert_eq!(c.bcrypt_cost, 12);
+        assert!(c.introspection);
+        assert_eq!(c.limits.max_depth, 12);
+        assert_eq!(c.limits.max_complexity, 2000);
+        assert_eq!(c.limits.max_batch, 10);
+        assert_eq!(c.limits.max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn a_short_secret_is_named() {
+        let err = config(&[("JWT_SECRET", "short")]).unwrap_err();
+        assert_eq!(err.to_string(), "JWT_SECRET must be at least 32 bytes");
+    }
+
+    #[test]
+    fn an_external_database_needs_a_secret() {
+        let err = config(&[("DATABASE_URL", "postgres://x/y")]).unwrap_err();
+        assert_eq!(err.setting, "JWT_SECRET");
+        assert!(config(&[("DATABASE_URL", "postgres://x/y"), ("JWT_SECRET", SECRET)]).is_ok());
+    }
+
+    #[test]
+    fn each_bad_value_names_its_setting() {
+        for (key, value) in [
+            ("PORT", "eighty"),
+            ("PORT", "70000"),
+            ("HOST", "localhost:1"),
+            ("ACCESS_TOKEN_TTL", "0"),
+            ("ACCESS_TOKEN_TTL", "soon"),
+            ("REFRESH_TOKEN_TTL", "-1"),
+            ("BCRYPT_COST", "3"),
+            ("BCRYPT_COST", "32"),
+            ("DATABASE_POOL_SIZE", "0"),
+            ("CORS_ALLOWED_ORIGINS", "not a url"),
+            ("GRAPHQL_INTROSPECTION", "maybe"),
+            ("LOG_FORMAT", "xml"),
+            ("RUST_LOG", "=[["),
+        ] {
+            let err = config(&[(key, value)]).unwrap_err();
+            assert_eq!(err.setting, key, "{key}={value}");
+            assert!(!err.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn durations_take_seconds_or_units() {
+        let c = config(&[("ACCESS_TOKEN_TTL", "60"), ("REFRESH_TOKEN_TTL", "7d")]).unwrap();
+        assert_eq!(c.access_token_ttl, Duration::from_secs(60));
+        assert_eq!(c.refresh_token_ttl, Duration::from_secs(7 * 86400));
+    }
+
+    #[test]
+    fn cors_origins_parse() {
+        let c = config(&[("CORS_ALLOWED_ORIGINS", "https://a.example, http://localhost:3000")]).unwrap();
+        assert_eq!(
+            c.cors_allowed_origins,
+            CorsOrigins::List(vec!["https://a.example".into(), "http://localhost:3000".into()])
+        );
+        assert_eq!(
+            config(&[("CORS_ALLOWED_ORIGINS", "*")]).unwrap().cors_allowed_origins,
+            CorsOrigins::Any
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = config(&[("DATABASE_URL", "postgres://u:pw@h/d"), ("JWT_SECRET", SECRET)]).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("pw@") && !shown.contains(SECRET));
+    }
+}

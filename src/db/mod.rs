@@ -1,0 +1,124 @@
+//! The database: the connection pool (TLS when the URL asks for it), the
+//! embedded cluster, migrations, and the generated table definitions.
+
+pub mod accounts;
+pub mod embedded;
+pub mod migrate;
+pub mod schema;
+pub mod tls;
+
+use std::{str::FromStr, time::Duration};
+
+use diesel::ConnectionResult;
+use diesel_async::{
+    AsyncPgConnection,
+    pooled_connection::{
+        AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+        deadpool::{Object, Pool},
+    },
+};
+use futures_util::{FutureExt, future::BoxFuture};
+
+use crate::error::AppError;
+
+pub type Conn = Object<AsyncPgConnection>;
+
+/// Every statement is cut off after this long, so that no request can hold a
+/// connection for ever.
+const STATEMENT_TIMEOUT_MS: u64 = 30_000;
+
+/// How long a request waits for a pooled connection before it gives up.
+const POOL_WAIT: Duration = Duration::from_secs(5);
+
+/// The pool of connections to PostgreSQL.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<AsyncPgConnection>,
+}
+
+/// What `/metrics` reports of the pool.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStatus {
+    pub max_size: usize,
+    pub size: usize,
+    pub in_use: usize,
+    pub waiting: usize,
+}
+
+impl Db {
+    /// Builds the pool; connections are made on first use.
+    pub fn connect(url: &str, size: usize) -> anyhow::Result<Self> {
+        // Fail early, with the setting's name, if the URL does not parse.
+        tokio_postgres::Config::from_str(url)
+            .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL connection string"))?;
+        let mut manager_config = ManagerConfig::default();
+        manager_config.custom_setup = Box::new(establish);
+        // Verified: a connection broken by a database restart is dropped on
+        // its way out of the pool instead of failing the next request.
+        manager_config.recycling_method = RecyclingMethod::Verified;
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, manager_config);
+        let pool = Pool::builder(manager)
+            .max_size(size)
+            .runtime(deadpool::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .recycle_timeout(Some(POOL_WAIT))
+            .build()?;
+        Ok(Self { pool })
+    }
+
+    /// A pooled connection, or `Unavailable` when none can be had in time.
+    pub async fn conn(&self) -> Result<Conn, AppError> {
+        self.pool.get().await.map_err(|err| {
+            tracing::warn!(error = %err, "no database connection");
+            AppError::Unavailable
+        })
+    }
+
+    pub fn status(&self) -> PoolStatus {
+        let s = self.pool.status();
+        PoolStatus {
+            max_size: s.max_size,
+            size: s.size,
+            in_use: s.size.saturating_sub(s.available),
+            waiting: s.waiting,
+        }
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        use diesel_async::RunQueryDsl;
+        let check = async {
+            let mut conn = self.conn().await.ok()?;
+            diesel::sql_query("SELECT 1").execute(&mut conn).await.ok()
+        };
+        matches!(tokio::time::timeout(Duration::from_secs(3), check).await, Ok(Some(_)))
+    }
+}
+
+/// Opens one connection: TLS as the URL's `sslmode` asks, and the session
+/// settings every connection of ours carries.
+pub fn establish(url: &str) -> BoxFuture<'_, ConnectionResult<AsyncPgConnection>> {
+    async move {
+        let mut config =
+            tokio_postgres::Config::from_str(url).map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+        let options = format!(
+            "{} -c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(options.trim());
+        if config.get_application_name().is_none() {
+            config.application_name("healthcare-api");
+        }
+        config.connect_timeout(POOL_WAIT);
+        let bad = |e: tokio_postgres::Error| diesel::ConnectionError::BadConnection(e.to_string());
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(bad)?;
+            AsyncPgConnection::try_from_client_and_connection(client, connection).await
+        } else {
+            let (client, connection) = config.connect(tls::connector()).await.map_err(bad)?;
+            AsyncPgConnection::try_from_client_and_connection(client, connection).await
+        }
+    }
+    .boxed()
+}

@@ -1,0 +1,162 @@
+//! `AppError`: the one error type of the service layer, and the table that maps
+//! each variant to its GraphQL `extensions.code` and its HTTP status.
+
+use axum::http::StatusCode;
+
+pub type AppResult<T> = Result<T, AppError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("authentication required: send a valid access token")]
+    Unauthenticated,
+    /// A failed credential check (login, refresh); same code, its own text.
+    #[error("{0}")]
+    BadCredentials(&'static str),
+    #[error("you may not do this")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("{field}: {message}")]
+    BadInput { field: &'static str, message: &'static str },
+    /// A request body over the size limit.
+    #[error("request body is too large")]
+    PayloadTooLarge,
+    #[error("{message}")]
+    Conflict {
+        field: Option<&'static str>,
+        message: &'static str,
+    },
+    #[error("too many attempts; try again later")]
+    TooManyRequests,
+    /// The database could not be reached in time.
+    #[error("the service is temporarily unavailable; try again")]
+    Unavailable,
+    #[error("internal server error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl AppError {
+    pub fn bad_input(field: &'static str, message: &'static str) -> Self {
+        Self::BadInput { field, message }
+    }
+
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(err.into())
+    }
+
+    /// The contract's `extensions.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated | Self::BadCredentials(_) => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::BadInput { .. } | Self::PayloadTooLarge => "BAD_USER_INPUT",
+            Self::Conflict { .. } => "CONFLICT",
+            Self::TooManyRequests => "TOO_MANY_REQUESTS",
+            Self::Unavailable | Self::Internal(_) => "INTERNAL_SERVER_ERROR",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated | Self::BadCredentials(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::BadInput { .. } => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The input field the error is about, where there is one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::BadInput { field, .. } => Some(field),
+            Self::Conflict { field, .. } => *field,
+            _ => None,
+        }
+    }
+
+    /// Logs what the client will not see: the source chain of an internal error.
+    pub fn log(&self) {
+        match self {
+            Self::Internal(err) => tracing::error!(error = format!("{err:#}"), "internal error"),
+            Self::Unavailable => tracing::warn!("database unavailable"),
+            _ => {}
+        }
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(err: diesel::result::Error) -> Self {
+        match err {
+            diesel::result::Error::NotFound => Self::NotFound,
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+/// Maps a unique violation of the named constraint (or unique index) to a
+/// client error, next to the query that can raise it.
+pub trait OnConstraint<T> {
+    fn on_unique(self, constraint: &str, err: AppError) -> AppResult<T>;
+}
+
+impl<T> OnConstraint<T> for Result<T, diesel::result::Error> {
+    fn on_unique(self, constraint: &str, err: AppError) -> AppResult<T> {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info))
+                if info.constraint_name() == Some(constraint) =>
+            {
+                Err(err)
+            }
+            other => other.map_err(AppError::from),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_has_a_contract_code_and_status() {
+        let cases = [
+            (AppError::Unauthenticated, "UNAUTHENTICATED", 401),
+            (AppError::BadCredentials("x"), "UNAUTHENTICATED", 401),
+            (AppError::Forbidden, "FORBIDDEN", 403),
+            (AppError::NotFound, "NOT_FOUND", 404),
+            (AppError::bad_input("email", "bad"), "BAD_USER_INPUT", 400),
+            (AppError::PayloadTooLarge, "BAD_USER_INPUT", 413),
+            (
+                AppError::Conflict {
+                    field: None,
+                    message: "x",
+                },
+                "CONFLICT",
+                409,
+            ),
+            (AppError::TooManyRequests, "TOO_MANY_REQUESTS", 429),
+            (AppError::Unavailable, "INTERNAL_SERVER_ERROR", 503),
+            (
+                AppError::internal(anyhow::anyhow!("boom")),
+                "INTERNAL_SERVER_ERROR",
+                500,
+            ),
+        ];
+        for (err, code, status) in cases {
+            assert_eq!(err.code(), code);
+            assert_eq!(err.status().as_u16(), status);
+        }
+    }
+
+    #[test]
+    fn internal_errors_do_not_show_their_source() {
+        let err = AppError::internal(anyhow::anyhow!("relation users does not exist"));
+        assert_eq!(err.to_string(), "internal server error");
+    }
+}

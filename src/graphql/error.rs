@@ -1,0 +1,92 @@
+//! How errors reach GraphQL clients: `AppError` becomes an error with
+//! `extensions.code` (and `extensions.field`), and every error async-graphql
+//! raises itself (parse, validation, limits, argument coercion) is a client
+//! error: `BAD_USER_INPUT`, naming the argument or input field where it can.
+
+use async_graphql::{ErrorExtensionValues, ServerError, Value};
+
+use crate::error::AppError;
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        err.log();
+        let mut extensions = ErrorExtensionValues::default();
+        extensions.set("code", err.code());
+        if let Some(field) = err.field() {
+            extensions.set("field", field);
+        }
+        async_graphql::Error {
+            message: err.to_string(),
+            source: None,
+            extensions: Some(extensions),
+        }
+    }
+}
+
+/// An error for a request that never reached execution (bad body, batch too big).
+pub fn request_error(err: &AppError) -> ServerError {
+    let mut server_error = ServerError::new(err.to_string(), None);
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", err.code());
+    if let Some(field) = err.field() {
+        extensions.set("field", field);
+    }
+    server_error.extensions = Some(extensions);
+    server_error
+}
+
+/// Gives every error without a code the code `BAD_USER_INPUT`: such errors
+/// come from async-graphql's parsing, validation and input coercion, since
+/// every error of ours carries a code.
+pub fn classify(errors: &mut [ServerError]) {
+    for err in errors {
+        let extensions = err.extensions.get_or_insert_with(ErrorExtensionValues::default);
+        if extensions.get("code").is_some() {
+            continue;
+        }
+        extensions.set("code", "BAD_USER_INPUT");
+        if let Some(field) = offending_field(&err.message) {
+            extensions.set("field", Value::String(field));
+        }
+    }
+}
+
+/// The argument or input field an async-graphql message is about, such as
+/// `input.email` in `Invalid value for argument "input.email", ...`.
+fn offending_field(message: &str) -> Option<String> {
+    const MARKERS: [&str; 4] = ["argument \"", "field \"", "Variable \"$", "variable \"$"];
+    let (start, marker) = MARKERS
+        .iter()
+        .filter_map(|m| message.find(m).map(|i| (i, *m)))
+        .min_by_key(|(i, _)| *i)?;
+    let rest = &message[start + marker.len()..];
+    let name = &rest[..rest.find('"')?];
+    // "Variable "$input" got invalid value for "password"": prefer the deeper name.
+    let deeper = rest
+        .find(" for \"")
+        .map(|i| &rest[i + 6..])
+        .and_then(|r| r.find('"').map(|end| &r[..end]));
+    let field = match deeper {
+        Some(inner) if !inner.is_empty() => format!("{name}.{inner}"),
+        _ => name.to_owned(),
+    };
+    (!field.is_empty()).then_some(field)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_come_out_of_coercion_messages() {
+        assert_eq!(
+            offending_field(r#"Invalid value for argument "input.email", expected type "String""#).as_deref(),
+            Some("input.email")
+        );
+        assert_eq!(
+            offending_field(r#"Unknown field "foo" on type "Query"."#).as_deref(),
+            Some("foo")
+        );
+        assert_eq!(offending_field("syntax error").as_deref(), None);
+    }
+}

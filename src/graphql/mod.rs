@@ -1,0 +1,260 @@
+//! The GraphQL transport: the schema, `POST /graphql`, `GET /graphql` (queries
+//! for API clients, GraphiQL for browsers) and GraphiQL's bundled assets.
+
+pub mod accounts;
+pub mod error;
+pub mod types;
+
+use std::sync::Arc;
+
+use async_graphql::{
+    BatchRequest, BatchResponse, Context, EmptySubscription, MergedObject, Schema, SchemaBuilder,
+    parser::types::{DocumentOperations, OperationType},
+};
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, State, rejection::BytesRejection},
+    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
+    response::{Html, IntoResponse, Response},
+};
+
+use crate::{
+    app::AppState,
+    config::Limits,
+    error::AppError,
+    http::metrics::{GraphqlMetrics, Metrics},
+    http::{bearer_token, request_id},
+    viewer::Viewer,
+};
+
+#[derive(MergedObject, Default)]
+pub struct Query(accounts::AccountQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(accounts::AccountMutation);
+
+pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The caller of this request, if its bearer token verified.
+#[derive(Clone)]
+pub struct RequestAuth(pub Option<Viewer>);
+
+/// The request's `X-Request-Id`.
+#[derive(Clone)]
+pub struct RequestId(pub Option<String>);
+
+/// The viewer, or `UNAUTHENTICATED`: every non-public resolver starts here.
+pub fn viewer<'a>(ctx: &'a Context<'_>) -> Result<&'a Viewer, AppError> {
+    ctx.data_opt::<RequestAuth>()
+        .and_then(|auth| auth.0.as_ref())
+        .ok_or(AppError::Unauthenticated)
+}
+
+/// The schema with its limits, without any data (enough to export the SDL).
+pub fn schema_builder(limits: &Limits, introspection: bool) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        // Enough to count every field of a deep, wide document once.
+        .limit_recursive_depth(64)
+        .limit_directives(20);
+    if introspection {
+        builder
+    } else {
+        builder.disable_introspection()
+    }
+}
+
+/// The SDL that `schema.graphql` must equal.
+pub fn sdl() -> String {
+    schema_builder(&Limits::default(), true).finish().sdl()
+}
+
+pub fn build_schema(
+    state: &crate::app::Services,
+    limits: &Limits,
+    introspection: bool,
+    metrics: Arc<Metrics>,
+) -> ApiSchema {
+    schema_builder(limits, introspection)
+        .data(state.accounts.clone())
+        .extension(GraphqlMetrics(metrics))
+        .finish()
+}
+
+/// `POST /graphql`: one operation or a batch, as JSON.
+pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error_response(StatusCode::PAYLOAD_TOO_LARGE, &AppError::PayloadTooLarge);
+        }
+        Err(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &AppError::bad_input("body", "the request body could not be read"),
+            );
+        }
+    };
+    if !is_json(&headers) {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &AppError::bad_input("Content-Type", "must be application/json"),
+        );
+    }
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &AppError::bad_input(
+                    "body",
+                    "must be a JSON GraphQL request: {\"query\": \"...\", \"variables\": {...}}",
+                ),
+            );
+        }
+    };
+    let size = match &batch {
+        BatchRequest::Single(_) => 1,
+        BatchRequest::Batch(list) => list.len(),
+    };
+    if size == 0 {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &AppError::bad_input("body", "the batch is empty"),
+        );
+    }
+    if size > state.limits.max_batch {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &AppError::bad_input("body", "the batch has more operations than the limit allows"),
+        );
+    }
+    execute(&state, &headers, batch).await
+}
+
+/// `GET /graphql`: GraphiQL for a browser, a query for API clients.
+pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    let query = uri.query().unwrap_or_default();
+    if query.is_empty() && accepts_html(&headers) {
+        return graphiql();
+    }
+    let request = match async_graphql::http::parse_query_string(query) {
+        Ok(request) => request,
+        Err(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &AppError::bad_input("query", "GET needs ?query=...&variables=<JSON>"),
+            );
+        }
+    };
+    if is_mutation(&request.query, request.operation_name.as_deref()) {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &AppError::bad_input("query", "mutations must be sent with POST"),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        return response;
+    }
+    execute(&state, &headers, BatchRequest::Single(request)).await
+}
+
+async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> Response {
+    let viewer = bearer_token(headers).and_then(|token| state.services.accounts.authenticate(token).ok());
+    let batch = batch
+        .data(RequestAuth(viewer))
+        .data(RequestId(request_id(headers).map(str::to_owned)));
+    let mut response = state.schema.execute_batch(batch).await;
+    match &mut response {
+        BatchResponse::Single(r) => error::classify(&mut r.errors),
+        BatchResponse::Batch(list) => list.iter_mut().for_each(|r| error::classify(&mut r.errors)),
+    }
+    Json(response).into_response()
+}
+
+/// A GraphQL-shaped error body for a request that was not executed.
+pub fn error_response(status: StatusCode, err: &AppError) -> Response {
+    let body = serde_json::json!({ "errors": [error::request_error(err)] });
+    (status, Json(body)).into_response()
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("application/json") || v.eq_ignore_ascii_case("application/graphql-response+json")
+        })
+        .unwrap_or(false)
+}
+
+fn accepts_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+/// Whether the operation that would run is a mutation (GET may not run one).
+fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(query) else {
+        return false;
+    };
+    let ty = match (&document.operations, operation_name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) => ops.values().next().map(|op| op.node.ty),
+    };
+    ty == Some(OperationType::Mutation)
+}
+
+const GRAPHIQL_HTML: &str = include_str!("../../assets/graphiql/index.html");
+
+fn graphiql() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+                 font-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'",
+            ),
+        ],
+        Html(GRAPHIQL_HTML),
+    )
+        .into_response()
+}
+
+/// GraphiQL's scripts and styles, bundled into the binary.
+pub async fn asset(Path(name): Path<String>) -> Response {
+    let (body, content_type): (&'static [u8], &str) = match name.as_str() {
+        "graphiql.min.js" => (
+            include_bytes!("../../assets/graphiql/graphiql.min.js"),
+            "text/javascript",
+        ),
+        "graphiql.min.css" => (include_bytes!("../../assets/graphiql/graphiql.min.css"), "text/css"),
+        "react.production.min.js" => (
+            include_bytes!("../../assets/graphiql/react.production.min.js"),
+            "text/javascript",
+        ),
+        "react-dom.production.min.js" => (
+            include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
+            "text/javascript",
+        ),
+        "init.js" => (include_bytes!("../../assets/graphiql/init.js"), "text/javascript"),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}

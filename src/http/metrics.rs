@@ -1,0 +1,192 @@
+//! `/metrics`: Prometheus text with GraphQL request counts and latencies by
+//! operation type, HTTP responses by route and status class, and pool use.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use async_graphql::{
+    Response, ServerResult, Variables,
+    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest},
+    parser::types::{ExecutableDocument, OperationType},
+};
+use axum::{extract::State, http::header, response::IntoResponse};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+use crate::app::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: String,
+    status: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    graphql_requests: Family<OperationLabels, Counter>,
+    graphql_latency: Family<OperationLabels, Histogram>,
+    http_responses: Family<HttpLabels, Counter>,
+    pool_max: Gauge,
+    pool_size: Gauge,
+    pool_in_use: Gauge,
+    pool_waiting: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let graphql_requests = Family::<OperationLabels, Counter>::default();
+        let graphql_latency = Family::<OperationLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
+        });
+        let http_responses = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "graphql_requests",
+            "GraphQL operations executed, by operation type",
+            graphql_requests.clone(),
+        );
+        registry.register(
+            "graphql_request_duration_seconds",
+            "GraphQL operation latency, by operation type",
+            graphql_latency.clone(),
+        );
+        registry.register(
+            "http_responses",
+            "HTTP responses, by route and status class",
+            http_responses.clone(),
+        );
+        let (pool_max, pool_size, pool_in_use, pool_waiting) =
+            (Gauge::default(), Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register("db_pool_max_connections", "Pool capacity", pool_max.clone());
+        registry.register("db_pool_connections", "Connections open in the pool", pool_size.clone());
+        registry.register(
+            "db_pool_connections_in_use",
+            "Connections lent out",
+            pool_in_use.clone(),
+        );
+        registry.register(
+            "db_pool_waiting",
+            "Requests waiting for a connection",
+            pool_waiting.clone(),
+        );
+        Self {
+            registry,
+            graphql_requests,
+            graphql_latency,
+            http_responses,
+            pool_max,
+            pool_size,
+            pool_in_use,
+            pool_waiting,
+        }
+    }
+
+    pub fn observe_http(&self, route: &str, status: u16) {
+        let status = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.http_responses
+            .get_or_create(&HttpLabels {
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+    }
+
+    fn observe_operation(&self, operation: &'static str, seconds: f64) {
+        let labels = OperationLabels { operation };
+        self.graphql_requests.get_or_create(&labels).inc();
+        self.graphql_latency.get_or_create(&labels).observe(seconds);
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
+    let pool = state.db.status();
+    let metrics = &state.metrics;
+    let as_gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    metrics.pool_max.set(as_gauge(pool.max_size));
+    metrics.pool_size.set(as_gauge(pool.size));
+    metrics.pool_in_use.set(as_gauge(pool.in_use));
+    metrics.pool_waiting.set(as_gauge(pool.waiting));
+    let mut body = String::new();
+    if let Err(err) = prometheus_client::encoding::text::encode(&mut body, &metrics.registry) {
+        tracing::error!(error = %err, "could not encode metrics");
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+}
+
+/// Times each GraphQL operation and labels it with its type.
+pub struct GraphqlMetrics(pub Arc<Metrics>);
+
+impl ExtensionFactory for GraphqlMetrics {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(OperationTimer {
+            metrics: Arc::clone(&self.0),
+            operation: Mutex::new("invalid"),
+        })
+    }
+}
+
+struct OperationTimer {
+    metrics: Arc<Metrics>,
+    operation: Mutex<&'static str>,
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for OperationTimer {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let started = Instant::now();
+        let response = next.run(ctx).await;
+        let operation = self.operation.lock().map(|op| *op).unwrap_or("invalid");
+        self.metrics
+            .observe_operation(operation, started.elapsed().as_secs_f64());
+        response
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        let kind = document.operations.iter().next().map(|(_, op)| match op.node.ty {
+            OperationType::Query => "query",
+            OperationType::Mutation => "mutation",
+            OperationType::Subscription => "subscription",
+        });
+        if let (Some(kind), Ok(mut slot)) = (kind, self.operation.lock()) {
+            *slot = kind;
+        }
+        Ok(document)
+    }
+}

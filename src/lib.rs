@@ -1,0 +1,12 @@
+//! The healthcare records API: a GraphQL server (with accounts, patients,
+//! doctors and their assignments) on axum, async-graphql and PostgreSQL.
+
+pub mod accounts;
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod telemetry;
+pub mod viewer;

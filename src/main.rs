@@ -1,0 +1,145 @@
+//! The `healthcare-api` command: `serve` (the default), `migrate`,
+//! `print-schema` and `create-admin`.
+
+use std::{io::Write as _, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use healthcare_api::{
+    accounts::{Accounts, password::Passwords, tokens::TokenKeys},
+    app::{Application, Database, shutdown_signal},
+    config::Config,
+    db::{Db, migrate},
+    graphql, telemetry,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "healthcare-api",
+    version,
+    about = "GraphQL API server for healthcare records"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Write the GraphQL schema (SDL) to standard output.
+    PrintSchema,
+    /// Create an admin account; the password comes from ADMIN_PASSWORD or standard input.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::PrintSchema) = cli.command {
+        let mut out = std::io::stdout().lock();
+        return match out.write_all(graphql::sdl().as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format, &config.rust_log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: could not start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", one_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn one_line(err: &anyhow::Error) -> String {
+    format!("{err:#}").replace('\n', " ")
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let app = Application::build(config).await?;
+            app.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Migrate => {
+            let mut database = Database::open(&config).await?;
+            let result = migrate::run(database.url.expose()).await;
+            database.close().await;
+            let applied = result?;
+            eprintln!("applied {} migration(s)", applied.len());
+            Ok(())
+        }
+        Command::PrintSchema => Ok(()),
+        Command::CreateAdmin { email, name } => {
+            let password = match std::env::var("ADMIN_PASSWORD") {
+                Ok(p) if !p.is_empty() => p,
+                _ => {
+                    eprintln!("password for {email} (from standard input):");
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("could not read the password")?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let mut database = Database::open(&config).await?;
+            let result = create_admin(&config, &database, &name, &email, &password).await;
+            database.close().await;
+            let id = result?;
+            eprintln!("created admin {id}");
+            Ok(())
+        }
+    }
+}
+
+async fn create_admin(
+    config: &Config,
+    database: &Database,
+    name: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    migrate::run(database.url.expose()).await?;
+    let db = Db::connect(database.url.expose(), 1)?;
+    let keys = TokenKeys::new(database.jwt_secret.expose().as_bytes(), config.access_token_ttl);
+    let accounts = Accounts::new(db, keys, Passwords::new(config.bcrypt_cost), config.refresh_token_ttl);
+    let user = accounts
+        .create_admin(name, email, password)
+        .await
+        .map_err(|e| anyhow::anyhow!("create-admin: {e}"))?;
+    Ok(user.id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,27 @@
+//! `Viewer`: who is asking, as proven by a verified access token.
+
+use uuid::Uuid;
+
+use crate::{accounts::Role, error::AppError};
+
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub user_id: Uuid,
+    pub role: Role,
+    /// When the access token stops being valid (seconds since the epoch).
+    pub expires_at: i64,
+}
+
+impl Viewer {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    pub fn require_admin(&self) -> Result<(), AppError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+}
