@@ -117,6 +117,11 @@ impl Config {
         let get = |key: &str| get(key).filter(|v| !v.trim().is_empty());
 
         let database_url = get("DATABASE_URL").map(SecretString::new);
+        if let Some(url) = &database_url
+            && url.expose().parse::<tokio_postgres::Config>().is_err()
+        {
+            return Err(invalid("DATABASE_URL", "is not a valid PostgreSQL connection string"));
+        }
         let jwt_secret = match get("JWT_SECRET") {
             Some(s) if s.len() < MIN_JWT_SECRET_BYTES => {
                 return Err(invalid("JWT_SECRET", "must be at least 32 bytes"));

@@ -7,6 +7,9 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber; a second call (as in tests) does nothing.
 pub fn init(format: LogFormat, filter: &str) {
+    // The driver's debug logs print statement parameters, which may be
+    // patient data: never below info, whatever RUST_LOG says.
+    let filter = format!("{filter},tokio_postgres=info,postgres_protocol=info");
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {

@@ -12,7 +12,6 @@
 use std::{
     path::{Path, PathBuf},
     process::Stdio,
-    str::FromStr,
     time::{Duration, Instant},
 };
 
@@ -30,6 +29,7 @@ exec 3<&-
 wait "$pid"
 status=$?
 kill "$reader" 2>/dev/null
+if [ -n "$REMOVE_ON_EXIT" ]; then rm -rf "$REMOVE_ON_EXIT"; fi
 exit "$status"
 "#;
 
@@ -48,6 +48,9 @@ pub struct Options {
     pub settings: Vec<(String, String)>,
     /// Replaces `pg_hba.conf` when set.
     pub hba: Option<String>,
+    /// A folder (owned by the cluster's user) the watchdog deletes once the
+    /// cluster has stopped: for throwaway clusters.
+    pub remove_on_exit: Option<PathBuf>,
 }
 
 impl Options {
@@ -57,6 +60,7 @@ impl Options {
             tcp_port: None,
             settings: Vec::new(),
             hba: None,
+            remove_on_exit: None,
         }
     }
 
@@ -141,6 +145,11 @@ fn cluster_owner() -> anyhow::Result<Option<Owner>> {
     Ok(Some(Owner { uid, gid }))
 }
 
+/// Hands a folder to the user the cluster runs as (when this process is root).
+pub fn give_to_cluster_user(path: &Path) -> anyhow::Result<()> {
+    chown(path, cluster_owner()?)
+}
+
 fn chown(path: &Path, owner: Option<Owner>) -> anyhow::Result<()> {
     if let Some(o) = owner {
         std::os::unix::fs::chown(path, Some(o.uid), Some(o.gid))
@@ -196,7 +205,12 @@ impl EmbeddedPostgres {
         self.opts.dir.with_extension("log")
     }
 
-    /// A libpq-style connection string for `dbname` as the superuser.
+    fn port(&self) -> u16 {
+        self.opts.tcp_port.unwrap_or(SOCKET_PORT)
+    }
+
+    /// A libpq-style connection string for `dbname` as the superuser (over
+    /// the Unix socket, or loopback TCP when the cluster has a port).
     pub fn url(&self, dbname: &str) -> String {
         match self.opts.tcp_port {
             Some(port) => format!("host=127.0.0.1 port={port} user=postgres dbname={dbname}"),
@@ -231,9 +245,15 @@ impl EmbeddedPostgres {
         Ok(())
     }
 
-    /// A plain client on the `postgres` database, for set-up work.
+    /// A plain client on the `postgres` database over the Unix socket (which
+    /// is always there), for set-up work.
     pub async fn admin_client(&self) -> anyhow::Result<tokio_postgres::Client> {
-        let config = tokio_postgres::Config::from_str(&self.url("postgres"))?;
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host_path(&self.opts.dir)
+            .port(self.port())
+            .user("postgres")
+            .dbname("postgres");
         let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
         Ok(client)
@@ -338,6 +358,9 @@ impl EmbeddedPostgres {
         for (name, value) in &self.opts.settings {
             cmd.arg("-c").arg(format!("{name}={value}"));
         }
+        if let Some(folder) = &self.opts.remove_on_exit {
+            cmd.env("REMOVE_ON_EXIT", folder);
+        }
         cmd.stdin(Stdio::piped())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -401,13 +424,29 @@ async fn stop_left_behind(dir: &Path) {
         unsafe { libc::kill(pid, signal) };
         let deadline = Instant::now() + wait;
         while Instant::now() < deadline {
-            // SAFETY: signal 0 only checks that the process exists.
-            if unsafe { libc::kill(pid, 0) } != 0 {
+            if !running(pid) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
+}
+
+/// Whether a process runs (exists and is not a zombie waiting to be reaped:
+/// an orphaned postmaster's new parent may never reap it).
+pub fn running(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    if unsafe { libc::kill(pid, 0) } != 0 {
+        return false;
+    }
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // The state follows the command name, which is in parentheses.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_owned))
+        });
+    !matches!(state.as_deref(), Some("Z" | "X"))
 }
 
 fn last_line(text: &str) -> &str {

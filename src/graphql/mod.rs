@@ -8,8 +8,10 @@ pub mod types;
 use std::sync::Arc;
 
 use async_graphql::{
-    BatchRequest, BatchResponse, Context, EmptySubscription, MergedObject, Schema, SchemaBuilder,
-    parser::types::{DocumentOperations, OperationType},
+    BatchRequest, BatchResponse, Context, EmptySubscription, MergedObject, Schema, SchemaBuilder, ServerError,
+    ServerResult, Variables,
+    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
+    parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet},
 };
 use axum::{
     Json,
@@ -62,8 +64,51 @@ pub fn schema_builder(limits: &Limits, introspection: bool) -> SchemaBuilder<Que
     if introspection {
         builder
     } else {
-        builder.disable_introspection()
+        builder.disable_introspection().extension(NoIntrospection)
     }
+}
+
+/// With introspection off, a document that asks for `__schema` or `__type`
+/// is refused with an error rather than answered with null.
+struct NoIntrospection;
+
+impl ExtensionFactory for NoIntrospection {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(NoIntrospection)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for NoIntrospection {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        if document
+            .operations
+            .iter()
+            .any(|(_, op)| introspects(&document, &op.node.selection_set.node, 0))
+        {
+            return Err(ServerError::new("introspection is disabled on this server", None));
+        }
+        Ok(document)
+    }
+}
+
+fn introspects(document: &ExecutableDocument, set: &SelectionSet, depth: usize) -> bool {
+    depth < 32
+        && set.items.iter().any(|item| match &item.node {
+            Selection::Field(field) => matches!(field.node.name.node.as_str(), "__schema" | "__type"),
+            Selection::InlineFragment(inline) => introspects(document, &inline.node.selection_set.node, depth + 1),
+            Selection::FragmentSpread(spread) => document
+                .fragments
+                .get(&spread.node.fragment_name.node)
+                .is_some_and(|f| introspects(document, &f.node.selection_set.node, depth + 1)),
+        })
 }
 
 /// The SDL that `schema.graphql` must equal.
@@ -103,17 +148,20 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Resul
             &AppError::bad_input("Content-Type", "must be application/json"),
         );
     }
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
-        Ok(batch) => batch,
-        Err(_) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &AppError::bad_input(
-                    "body",
-                    "must be a JSON GraphQL request: {\"query\": \"...\", \"variables\": {...}}",
-                ),
-            );
-        }
+    // An array is a batch, an object one operation; nothing else is a request.
+    let parsed = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => serde_json::from_slice::<Vec<async_graphql::Request>>(&body).map(BatchRequest::Batch),
+        Some(b'{') => serde_json::from_slice::<async_graphql::Request>(&body).map(BatchRequest::Single),
+        _ => serde_json::from_slice::<async_graphql::Request>(b"-").map(BatchRequest::Single),
+    };
+    let Ok(batch) = parsed else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &AppError::bad_input(
+                "body",
+                "must be a JSON GraphQL request: {\"query\": \"...\", \"variables\": {...}}",
+            ),
+        );
     };
     let size = match &batch {
         BatchRequest::Single(_) => 1,

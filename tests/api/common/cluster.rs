@@ -1,0 +1,173 @@
+//! One throwaway PostgreSQL cluster per test run, with a migrated template
+//! database; each test gets its own copy (`CREATE DATABASE ... TEMPLATE`).
+//!
+//! The cluster runs on a thread of its own for the life of the test process.
+//! When the process ends, however it ends, the cluster's watchdog stops it
+//! and deletes its folder; folders of runs that crashed harder are swept at
+//! the next start. `TEST_DATABASE_URL` (a superuser URL) uses an existing
+//! server instead.
+
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+    sync::OnceLock,
+};
+
+use healthcare_api::db::{
+    embedded::{self, EmbeddedPostgres, Options},
+    migrate,
+};
+
+const TEMPLATE: &str = "healthcare_template";
+
+pub struct Cluster {
+    /// Connection string to the server, without a database name.
+    base: String,
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+/// The folder under which test clusters live, one per test process.
+pub fn root() -> PathBuf {
+    std::env::temp_dir().join("healthcare-api-tests")
+}
+
+pub fn cluster() -> &'static Cluster {
+    CLUSTER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("test-postgres".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .expect("runtime for the test cluster");
+                runtime.block_on(async move {
+                    let started = start().await;
+                    let failed = started.is_err();
+                    let (base, pg) = match started {
+                        Ok((base, pg)) => (Ok(base), pg),
+                        Err(e) => (Err(format!("{e:#}")), None),
+                    };
+                    tx.send(base).expect("test harness waiting");
+                    if !failed {
+                        // Keep the cluster (and its watchdog pipe) for the whole run.
+                        let _keep = pg;
+                        std::future::pending::<()>().await;
+                    }
+                });
+            })
+            .expect("thread for the test cluster");
+        let base = rx
+            .recv()
+            .expect("the test cluster thread ended")
+            .unwrap_or_else(|e| panic!("could not start the test PostgreSQL cluster: {e}"));
+        Cluster { base }
+    })
+}
+
+async fn start() -> anyhow::Result<(String, Option<EmbeddedPostgres>)> {
+    if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
+        let base = strip_dbname(&url);
+        prepare_template(&base).await?;
+        return Ok((base, None));
+    }
+    sweep_leftovers();
+    // Like /tmp: anyone may add a folder, and remove only their own, so the
+    // cluster's watchdog can delete this run's folder when it is done.
+    std::fs::create_dir_all(root())?;
+    std::fs::set_permissions(root(), std::os::unix::fs::PermissionsExt::from_mode(0o1777))?;
+    let folder = root().join(std::process::id().to_string());
+    std::fs::create_dir_all(&folder)?;
+    embedded::give_to_cluster_user(&folder)?;
+    let mut opts = Options::throwaway(folder.join("pg"));
+    opts.remove_on_exit = Some(folder.clone());
+    opts.settings.push(("log_min_messages".into(), "warning".into()));
+    let pg = EmbeddedPostgres::start(opts).await?;
+    let base = strip_dbname(&pg.url("postgres"));
+    prepare_template(&base).await?;
+    Ok((base, Some(pg)))
+}
+
+/// Deletes the folders of earlier runs whose process is gone.
+fn sweep_leftovers() {
+    let Ok(entries) = std::fs::read_dir(root()) else { return };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks that the process exists.
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn strip_dbname(url: &str) -> String {
+    url.split_whitespace()
+        .filter(|part| !part.starts_with("dbname="))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn prepare_template(base: &str) -> anyhow::Result<()> {
+    let admin = connect(&format!("{base} dbname=postgres")).await?;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)"))
+        .await?;
+    admin.batch_execute(&format!("CREATE DATABASE {TEMPLATE}")).await?;
+    migrate::run(&format!("{base} dbname={TEMPLATE}")).await?;
+    Ok(())
+}
+
+pub async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let config = tokio_postgres::Config::from_str(url)?;
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+impl Cluster {
+    /// A new database: migrated (a copy of the template) or empty.
+    pub async fn database(&self, migrated: bool) -> String {
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let admin = connect(&self.url("postgres")).await.expect("admin connection");
+        let sql = if migrated {
+            format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        } else {
+            format!("CREATE DATABASE {name}")
+        };
+        admin.batch_execute(&sql).await.expect("create test database");
+        self.url(&name)
+    }
+
+    pub fn url(&self, dbname: &str) -> String {
+        format!("{} dbname={dbname}", self.base)
+    }
+}
+
+/// A scratch folder the cluster's user may write to, removed on drop.
+pub struct ScratchDir(pub PathBuf);
+
+impl ScratchDir {
+    pub fn new(label: &str) -> Self {
+        let path = root()
+            .join(std::process::id().to_string())
+            .join(format!("{label}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).expect("scratch folder");
+        embedded::give_to_cluster_user(&path).expect("scratch folder owner");
+        embedded::give_to_cluster_user(path.parent().expect("parent")).expect("scratch parent owner");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

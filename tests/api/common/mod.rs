@@ -1,0 +1,243 @@
+//! `TestApp`: the real server on a free loopback port with a database of its
+//! own, and helpers that talk to it like a client.
+
+#![allow(dead_code)]
+
+pub mod cluster;
+
+use std::{collections::HashMap, time::Duration};
+
+use healthcare_api::{
+    app::{AppState, Application},
+    config::Config,
+};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub db_url: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A registered user with live tokens.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+    pub refresh: String,
+}
+
+/// A GraphQL answer: the HTTP status and the JSON body.
+#[derive(Debug)]
+pub struct Gql {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Gql {
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+
+    /// The `extensions.code` of the first error (every error must have one).
+    pub fn code(&self) -> Option<&str> {
+        self.assert_errors_have_codes();
+        self.body["errors"][0]["extensions"]["code"].as_str()
+    }
+
+    pub fn field(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["field"].as_str()
+    }
+
+    pub fn assert_ok(&self) -> &Value {
+        assert!(self.body.get("errors").is_none(), "unexpected errors: {}", self.body);
+        &self.body["data"]
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: &str) {
+        assert_eq!(self.code(), Some(code), "body: {}", self.body);
+    }
+
+    fn assert_errors_have_codes(&self) {
+        if let Some(errors) = self.body["errors"].as_array() {
+            for e in errors {
+                assert!(e["extensions"]["code"].is_string(), "error without a code: {e}");
+            }
+        }
+    }
+}
+
+pub fn settings(db_url: &str) -> HashMap<String, String> {
+    [
+        ("DATABASE_URL", db_url),
+        ("JWT_SECRET", JWT_SECRET),
+        ("PORT", "0"),
+        ("BCRYPT_COST", "4"),
+        ("DATABASE_POOL_SIZE", "4"),
+        ("RUST_LOG", "warn"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// With settings changed by `change` (a map of environment variables).
+    pub async fn spawn_with(change: impl FnOnce(&mut HashMap<String, String>)) -> Self {
+        let db_url = cluster::cluster().database(true).await;
+        Self::spawn_on(&db_url, change).await
+    }
+
+    /// On an existing database.
+    pub async fn spawn_on(db_url: &str, change: impl FnOnce(&mut HashMap<String, String>)) -> Self {
+        Self::try_spawn_on(db_url, change).await.expect("the app starts")
+    }
+
+    pub async fn try_spawn_on(db_url: &str, change: impl FnOnce(&mut HashMap<String, String>)) -> anyhow::Result<Self> {
+        let mut vars = settings(db_url);
+        change(&mut vars);
+        if std::env::var_os("TEST_LOG").is_some() {
+            healthcare_api::telemetry::init(healthcare_api::config::LogFormat::Pretty, "info");
+        }
+        let config = Config::from_lookup(|k| vars.get(k).cloned())?;
+        let app = Application::build(config).await?;
+        let port = app.port();
+        let state = app.state().clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let served = tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        Ok(Self {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            db_url: db_url.to_owned(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("http client"),
+            state,
+            shutdown: Some(tx),
+            served: Some(served),
+        })
+    }
+
+    /// Stops serving (in-flight requests finish first).
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(served) = self.served.take() {
+            served.await.expect("server task").expect("server stopped cleanly");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn gql(&self, query: &str, variables: Value) -> Gql {
+        self.gql_with(None, query, variables).await
+    }
+
+    pub async fn gql_as(&self, token: &str, query: &str, variables: Value) -> Gql {
+        self.gql_with(Some(token), query, variables).await
+    }
+
+    pub async fn gql_with(&self, token: Option<&str>, query: &str, variables: Value) -> Gql {
+        let mut req = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let body = resp.json().await.expect("JSON body");
+        Gql { status, body }
+    }
+
+    /// POSTs a raw body to /graphql.
+    pub async fn post_raw(&self, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(self.url("/graphql"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        let body = resp.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn register(&self, name: &str, email: &str, password: &str) -> Gql {
+        self.gql(
+            REGISTER,
+            json!({ "input": { "name": name, "email": email, "password": password } }),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Gql {
+        self.gql(LOGIN, json!({ "input": { "email": email, "password": password } }))
+            .await
+    }
+
+    /// Registers `<name>@example.org` and returns its tokens.
+    pub async fn signup(&self, name: &str) -> TestUser {
+        let email = format!("{name}@example.org");
+        let resp = self.register(name, &email, PASSWORD).await;
+        let data = &resp.assert_ok()["register"];
+        TestUser {
+            id: data["user"]["id"].as_str().expect("id").to_owned(),
+            email,
+            token: data["accessToken"].as_str().expect("token").to_owned(),
+            refresh: data["refreshToken"].as_str().expect("refresh").to_owned(),
+        }
+    }
+
+    /// Runs one SQL query on the app's database and returns the first column
+    /// of the first row as a number.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let client = cluster::connect(&self.db_url).await.expect("db connection");
+        client.query_one(sql, &[]).await.expect("query").get(0)
+    }
+}
+
+pub const AUTH_FIELDS: &str = "accessToken tokenType expiresIn refreshToken user { id name email role createdAt }";
+
+pub const REGISTER: &str = "mutation($input: RegisterInput!) { register(input: $input) { accessToken tokenType expiresIn refreshToken user { id name email role createdAt } } }";
+pub const LOGIN: &str = "mutation($input: LoginInput!) { login(input: $input) { accessToken tokenType expiresIn refreshToken user { id name email role createdAt } } }";
+pub const REFRESH: &str =
+    "mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken refreshToken user { id } } }";
+pub const LOGOUT: &str = "mutation($t: String!) { logout(refreshToken: $t) }";
+pub const ME: &str = "{ me { id name email role createdAt } }";
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}

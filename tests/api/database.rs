@@ -1,0 +1,149 @@
+//! The database: reversible migrations, replicas migrating together,
+//! readiness that follows the database, and TLS (`sslmode=require`).
+
+use std::time::Duration;
+
+use healthcare_api::db::{
+    embedded::{self, EmbeddedPostgres, Options},
+    migrate,
+};
+use serde_json::json;
+
+use crate::common::{ME, TestApp, chmod, cluster::ScratchDir, free_port};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_apply_revert_and_apply_again() {
+    let url = crate::common::cluster::cluster().database(false).await;
+    let applied = migrate::run(&url).await.unwrap();
+    assert!(!applied.is_empty());
+    assert!(
+        migrate::run(&url).await.unwrap().is_empty(),
+        "a second run applies nothing"
+    );
+    assert_eq!(migrate::revert_all(&url).await.unwrap(), applied.len());
+    let client = crate::common::cluster::connect(&url).await.unwrap();
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename <> '__diesel_schema_migrations'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "down.sql leaves tables behind");
+    assert_eq!(migrate::run(&url).await.unwrap().len(), applied.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_migrate_one_database_at_once() {
+    let url = crate::common::cluster::cluster().database(false).await;
+    let (a, b) = tokio::join!(TestApp::try_spawn_on(&url, |_| {}), TestApp::try_spawn_on(&url, |_| {}));
+    let (a, b) = (a.expect("first replica"), b.expect("second replica"));
+    let ann = a.signup("ann").await;
+    b.gql_as(&ann.token, ME, json!({})).await.assert_ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_database() {
+    let dir = ScratchDir::new("ready");
+    let mut pg = EmbeddedPostgres::start(Options::throwaway(dir.path().join("pg")))
+        .await
+        .unwrap();
+    pg.ensure_database("app").await.unwrap();
+    let app = TestApp::spawn_on(&pg.url("app"), |_| {}).await;
+    let ready = || async {
+        app.client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(ready().await, 200);
+
+    pg.stop().await.unwrap();
+    assert_eq!(ready().await, 503);
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "liveness does not depend on the database");
+    let resp = app
+        .gql(
+            crate::common::LOGIN,
+            json!({ "input": { "email": "a@example.org", "password": "x" } }),
+        )
+        .await;
+    resp.assert_code("INTERNAL_SERVER_ERROR");
+
+    pg.restart().await.unwrap();
+    let mut status = 0;
+    for _ in 0..50 {
+        status = ready().await;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "ready again without a restart");
+    app.signup("ann").await;
+    app.stop().await;
+    pg.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_require_connects_over_tls() {
+    let dir = ScratchDir::new("tls");
+    let cert_dir = dir.path().join("certs");
+    std::fs::create_dir_all(&cert_dir).unwrap();
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(cert_dir.join("server.key"))
+        .arg("-out")
+        .arg(cert_dir.join("server.crt"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success());
+    for f in ["server.key", "server.crt"] {
+        embedded::give_to_cluster_user(&cert_dir.join(f)).unwrap();
+        chmod(&cert_dir.join(f), 0o600);
+    }
+    embedded::give_to_cluster_user(&cert_dir).unwrap();
+
+    let port = free_port();
+    let mut opts = Options::throwaway(dir.path().join("pg"));
+    opts.tcp_port = Some(port);
+    // Only TLS connections are let in over TCP.
+    opts.hba =
+        Some("local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 0.0.0.0/0 reject\n".into());
+    for (k, v) in [
+        ("ssl", "on".to_owned()),
+        ("ssl_cert_file", cert_dir.join("server.crt").display().to_string()),
+        ("ssl_key_file", cert_dir.join("server.key").display().to_string()),
+    ] {
+        opts.settings.push((k.into(), v));
+    }
+    let mut pg = EmbeddedPostgres::start(opts).await.unwrap();
+    pg.ensure_database("app").await.unwrap();
+
+    let tls_url = format!("postgres://postgres@127.0.0.1:{port}/app?sslmode=require");
+    let app = TestApp::spawn_on(&tls_url, |_| {}).await;
+    let ann = app.signup("ann").await;
+    app.gql_as(&ann.token, ME, json!({})).await.assert_ok();
+    app.stop().await;
+
+    // The same server refuses a connection without TLS, so the one above was encrypted.
+    let plain = format!("postgres://postgres@127.0.0.1:{port}/app?sslmode=disable");
+    assert!(TestApp::try_spawn_on(&plain, |_| {}).await.is_err());
+    pg.stop().await.unwrap();
+}

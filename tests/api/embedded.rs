@@ -1,0 +1,299 @@
+//! The real binary: the embedded default database from an empty folder,
+//! restarts, recovery after SIGKILL, configuration errors, subcommands.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+use crate::common::{JWT_SECRET, PASSWORD, cluster::ScratchDir, free_port};
+
+const BIN: &str = env!("CARGO_BIN_EXE_healthcare-api");
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+fn serve(data_dir: &Path, port: u16) -> Server {
+    let child = Command::new(BIN)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DATA_DIR", data_dir)
+        .env("PORT", port.to_string())
+        .env("BCRYPT_COST", "4")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the server");
+    Server { child, port }
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    async fn wait_ready(&mut self) -> Duration {
+        let started = Instant::now();
+        let client = reqwest::Client::new();
+        while started.elapsed() < Duration::from_secs(90) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the server exited: {status}");
+            }
+            if let Ok(resp) = client.get(self.url("/readyz")).send().await
+                && resp.status() == 200
+            {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server was not ready in time");
+    }
+
+    async fn gql(&self, query: &str, variables: Value) -> Value {
+        reqwest::Client::new()
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "the server did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn postmaster_pid(data_dir: &Path) -> Option<i32> {
+    std::fs::read_to_string(data_dir.join("postgres/postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The pids whose parent is `parent`.
+fn children_of(parent: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    stat.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
+fn alive(pid: i32) -> bool {
+    healthcare_api::db::embedded::running(pid)
+}
+
+async fn wait_gone(pid: i32) {
+    let started = Instant::now();
+    while alive(pid) {
+        assert!(started.elapsed() < Duration::from_secs(30), "postgres {pid} still runs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_database_from_empty_folder_restart_and_sigkill() {
+    let scratch = ScratchDir::new("embedded");
+    let data = scratch.path().join("data");
+    let register = json!({ "input": { "name": "Ann", "email": "ann@example.org", "password": PASSWORD } });
+    let login = json!({ "input": { "email": "ann@example.org", "password": PASSWORD } });
+
+    // First run: creates the cluster and a JWT secret, then serves.
+    let mut server = serve(&data, free_port());
+    let first = server.wait_ready().await;
+    let body = server.gql(crate::common::REGISTER, register.clone()).await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert!(data.join("jwt_secret").is_file());
+    let secret = std::fs::read_to_string(data.join("jwt_secret")).unwrap();
+    assert!(secret.len() >= 32);
+    let pid = postmaster_pid(&data).expect("the cluster runs");
+
+    // SIGTERM: a clean stop that takes the cluster with it.
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit().success());
+    wait_gone(pid).await;
+    assert!(postmaster_pid(&data).is_none(), "the cluster was stopped cleanly");
+
+    // Restart: same data, same secret.
+    let mut server = serve(&data, free_port());
+    let restart = server.wait_ready().await;
+    let body = server.gql(crate::common::LOGIN, login.clone()).await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert_eq!(std::fs::read_to_string(data.join("jwt_secret")).unwrap(), secret);
+    eprintln!("ready after {first:?} on a first run, {restart:?} on a restart");
+
+    // SIGKILL: the next start recovers on its own, at once.
+    server.signal(libc::SIGKILL);
+    server.wait_exit();
+    let mut server = serve(&data, free_port());
+    server.wait_ready().await;
+    let body = server.gql(crate::common::LOGIN, login.clone()).await;
+    assert!(body["errors"].is_null(), "{body}");
+
+    // SIGKILL of the server and of the cluster's watchdog: the cluster is left
+    // running on its own, and the next start stops and restarts it.
+    let orphan = postmaster_pid(&data).expect("the cluster runs");
+    let watchdog = std::fs::read_to_string(format!("/proc/{orphan}/stat"))
+        .unwrap()
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .parse::<i32>()
+        .unwrap();
+    // The watchdog's reader (a subshell) would stop the cluster too: kill it first.
+    let mut doomed = children_of(watchdog);
+    doomed.retain(|pid| *pid != orphan);
+    doomed.push(watchdog);
+    for pid in doomed {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    server.signal(libc::SIGKILL);
+    server.wait_exit();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(alive(orphan), "the orphaned cluster still runs");
+    let mut server = serve(&data, free_port());
+    server.wait_ready().await;
+    assert!(!alive(orphan) || postmaster_pid(&data) == Some(orphan));
+    let body = server.gql(crate::common::LOGIN, login.clone()).await;
+    assert!(body["errors"].is_null(), "{body}");
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit().success());
+
+    // A pid file left by a crash, naming a process that is not PostgreSQL.
+    std::fs::write(
+        data.join("postgres/postmaster.pid"),
+        format!("{}\n{}\n", std::process::id(), data.join("postgres").display()),
+    )
+    .unwrap();
+    let mut server = serve(&data, free_port());
+    server.wait_ready().await;
+    let body = server.gql(crate::common::LOGIN, login).await;
+    assert!(body["errors"].is_null(), "{body}");
+    server.signal(libc::SIGINT);
+    assert!(server.wait_exit().success());
+}
+
+fn run_with(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the binary")
+}
+
+#[test]
+fn bad_settings_stop_start_up_with_one_line() {
+    let cases = [
+        (vec![("JWT_SECRET", "short")], "JWT_SECRET must be at least 32 bytes"),
+        (vec![("DATABASE_URL", "postgres://x/y")], "JWT_SECRET"),
+        (vec![("PORT", "http")], "PORT"),
+        (vec![("BCRYPT_COST", "99")], "BCRYPT_COST"),
+        (vec![("LOG_FORMAT", "yaml")], "LOG_FORMAT"),
+        (
+            vec![("DATABASE_URL", "nonsense://"), ("JWT_SECRET", JWT_SECRET)],
+            "DATABASE_URL",
+        ),
+    ];
+    for (env, expected) in cases {
+        let out = run_with(&env, &["serve"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{env:?}");
+        assert!(stderr.contains(expected), "{env:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{env:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn print_schema_writes_the_sdl() {
+    let out = run_with(&[], &["print-schema"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), healthcare_api::graphql::sdl());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_and_create_admin_subcommands() {
+    let url = crate::common::cluster::cluster().database(false).await;
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("JWT_SECRET", JWT_SECRET),
+        ("BCRYPT_COST", "4"),
+    ];
+    let out = run_with(&env, &["migrate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut with_password = env.to_vec();
+    with_password.push(("ADMIN_PASSWORD", "admin password 1"));
+    let out = run_with(
+        &with_password,
+        &["create-admin", "--email", "Root@Example.org", "--name", "Root"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The password can come from standard input too.
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .envs(env.iter().copied())
+        .args(["create-admin", "--email", "second@example.org", "--name", "Second"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(b"admin password 2\n").unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    // A duplicate, a short password: refused with one line.
+    let out = run_with(
+        &with_password,
+        &["create-admin", "--email", "root@example.org", "--name", "Again"],
+    );
+    assert!(!out.status.success());
+    let mut short = env.to_vec();
+    short.push(("ADMIN_PASSWORD", "short"));
+    let out = run_with(&short, &["create-admin", "--email", "x@example.org", "--name", "X"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("password"));
+
+    let app = crate::common::TestApp::spawn_on(&url, |_| {}).await;
+    let resp = app.login("root@example.org", "admin password 1").await;
+    assert_eq!(resp.assert_ok()["login"]["user"]["role"], "ADMIN");
+    let resp = app.login("second@example.org", "admin password 2").await;
+    assert_eq!(resp.assert_ok()["login"]["user"]["role"], "ADMIN");
+}

@@ -1,0 +1,326 @@
+//! The HTTP surface: health, metrics, request ids, CORS, GraphiQL, GET
+//! queries, and the limits and error codes for bad requests.
+
+use serde_json::{Value, json};
+
+use crate::common::{ME, TestApp};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics() {
+    let app = TestApp::spawn().await;
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    let ann = app.signup("ann").await;
+    app.gql_as(&ann.token, ME, json!({})).await.assert_ok();
+    app.gql(ME, json!({})).await.assert_code("UNAUTHENTICATED");
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "graphql_requests_total{operation=\"query\"} 2",
+        "graphql_requests_total{operation=\"mutation\"} 1",
+        "graphql_request_duration_seconds_bucket{",
+        "db_pool_max_connections 4",
+        "db_pool_connections_in_use",
+        "db_pool_waiting",
+        "http_responses_total{route=\"/graphql\",status=\"2xx\"}",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_a_request_id() {
+    let app = TestApp::spawn().await;
+    for path in ["/healthz", "/graphql", "/nowhere", "/metrics"] {
+        let resp = app.client.get(app.url(path)).send().await.unwrap();
+        let id = resp.headers().get("x-request-id").expect(path).to_str().unwrap();
+        assert_eq!(id.len(), 36, "{path}: {id}");
+    }
+    let resp = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "client-id-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "client-id-1");
+    // A hostile id is replaced, not echoed.
+    let resp = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "<script>alert(1)</script>")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(resp.headers()["x-request-id"], "<script>alert(1)</script>");
+    let big = "x".repeat(2 << 20);
+    let resp = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    assert!(resp.headers().contains_key("x-request-id"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_allows_only_the_configured_origins() {
+    let app = TestApp::spawn_with(|s| {
+        s.insert("CORS_ALLOWED_ORIGINS".into(), "https://app.example.org".into());
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/graphql"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization,content-type")
+            .send()
+    };
+    let allowed = preflight("https://app.example.org").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.org"
+    );
+    let refused = preflight("https://evil.example.com").await.unwrap();
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_is_served_from_the_binary() {
+    let app = TestApp::spawn().await;
+    let page = app
+        .client
+        .get(app.url("/graphql"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("graphiql"));
+    let scripts: Vec<&str> = html
+        .split("src=\"")
+        .skip(1)
+        .map(|s| &s[..s.find('"').unwrap()])
+        .collect();
+    assert!(!scripts.is_empty());
+    for src in scripts {
+        assert!(src.starts_with("/graphql/assets/"), "external script {src}");
+        let asset = app.client.get(app.url(src)).send().await.unwrap();
+        assert_eq!(asset.status(), 200, "{src}");
+        assert!(asset.bytes().await.unwrap().len() > 100);
+    }
+    let missing = app
+        .client
+        .get(app.url("/graphql/assets/../../etc/passwd"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_runs_queries_but_not_mutations() {
+    let app = TestApp::spawn().await;
+    let ann = app.signup("ann").await;
+    let resp = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", ME)])
+        .bearer_auth(&ann.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["data"]["me"]["id"], ann.id.as_str());
+
+    let mutation = format!("mutation {{ logout(refreshToken: \"{}\") }}", ann.refresh);
+    let resp = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", mutation.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    // The refresh token is still live: the mutation did not run.
+    assert_eq!(
+        app.gql(crate::common::LOGOUT, json!({ "t": ann.refresh }))
+            .await
+            .assert_ok()["logout"],
+        true
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_client_errors() {
+    let app = TestApp::spawn().await;
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("application/json", b"{not json".to_vec(), 400),
+        ("application/json", b"".to_vec(), 400),
+        ("application/json", b"[]".to_vec(), 400),
+        ("application/json", b"42".to_vec(), 400),
+        ("application/json", br#"{"query": 42}"#.to_vec(), 400),
+        ("application/json", vec![0xff, 0xfe, 0x00], 400),
+        ("text/plain", br#"{"query": "{ me { id } }"}"#.to_vec(), 415),
+        (
+            "application/x-www-form-urlencoded",
+            b"query=%7Bme%7Bid%7D%7D".to_vec(),
+            415,
+        ),
+    ];
+    for (content_type, body, status) in cases {
+        let (got, json) = app.post_raw(content_type, body.clone()).await;
+        assert_eq!(got, status, "{content_type} {:?}", String::from_utf8_lossy(&body));
+        assert_eq!(json["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{json}");
+    }
+    for query in [
+        "",
+        "{",
+        "{ nope }",
+        "{ me { nope } }",
+        "query { me(extra: 1) { id } }",
+        "subscription { x }",
+    ] {
+        let resp = app.gql(query, json!({})).await;
+        assert_eq!(resp.status, 200);
+        resp.assert_code("BAD_USER_INPUT");
+    }
+    // Variables of the wrong type name the argument.
+    let resp = app
+        .gql("mutation($t: String!) { logout(refreshToken: $t) }", json!({ "t": 5 }))
+        .await;
+    resp.assert_code("BAD_USER_INPUT");
+    assert!(resp.field().is_some(), "{}", resp.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn depth_complexity_and_batch_limits() {
+    let app = TestApp::spawn().await;
+    // Depth: 13 levels of introspection.
+    let mut deep = String::from("name");
+    for _ in 0..11 {
+        deep = format!("ofType {{ {deep} }}");
+    }
+    let too_deep = format!("{{ __schema {{ types {{ fields {{ type {{ {deep} }} }} }} }} }}");
+    let resp = app.gql(&too_deep, json!({})).await;
+    resp.assert_code("BAD_USER_INPUT");
+    assert!(
+        resp.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("deep")
+    );
+
+    // Complexity: 1,001 aliases of `me { id }` are 2,002 fields.
+    let wide: String = (0..1001).map(|i| format!("a{i}: me {{ id }} ")).collect();
+    let resp = app.gql(&format!("{{ {wide} }}"), json!({})).await;
+    resp.assert_code("BAD_USER_INPUT");
+    assert!(
+        resp.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("complex")
+    );
+
+    // Batches: 10 run, 11 are refused whole.
+    let ten: Vec<Value> = (0..10).map(|_| json!({ "query": "{ __typename }" })).collect();
+    let resp = app.client.post(app.url("/graphql")).json(&ten).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body.as_array().map(Vec::len), Some(10));
+    let eleven: Vec<Value> = (0..11).map(|_| json!({ "query": "{ __typename }" })).collect();
+    let resp = app.client.post(app.url("/graphql")).json(&eleven).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_are_413_and_write_nothing() {
+    let app = TestApp::spawn().await;
+    let name = "x".repeat(2 << 20);
+    let body = json!({
+        "query": crate::common::REGISTER,
+        "variables": { "input": { "name": name, "email": "a@example.org", "password": "correct horse" } }
+    })
+    .to_string();
+    let (status, json) = app.post_raw("application/json", body.clone()).await;
+    assert_eq!(status, 413);
+    assert_eq!(json["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    // Without a Content-Length (chunked), the limit still holds.
+    let stream = futures_util::stream::iter(
+        body.into_bytes()
+            .chunks(64 * 1024)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let (status, _) = app
+        .post_raw("application/json", reqwest::Body::wrap_stream(stream))
+        .await;
+    assert_eq!(status, 413);
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_can_be_turned_off() {
+    let on = TestApp::spawn().await;
+    on.gql("{ __schema { queryType { name } } }", json!({}))
+        .await
+        .assert_ok();
+    let off = TestApp::spawn_with(|s| {
+        s.insert("GRAPHQL_INTROSPECTION".into(), "false".into());
+    })
+    .await;
+    off.gql("{ __schema { queryType { name } } }", json!({}))
+        .await
+        .assert_code("BAD_USER_INPUT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_are_404_json() {
+    let app = TestApp::spawn().await;
+    let resp = app.client.get(app.url("/nowhere")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "NOT_FOUND");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_requests_time_out() {
+    // A bcrypt cost this high takes seconds, far over a one-second limit.
+    let app = TestApp::spawn_with(|s| {
+        s.insert("REQUEST_TIMEOUT".into(), "1".into());
+        s.insert("BCRYPT_COST".into(), "15".into());
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let body = json!({ "query": crate::common::REGISTER, "variables": { "input": {
+        "name": "Ann", "email": "ann@example.org", "password": "correct horse" } } });
+    let resp = app.client.post(app.url("/graphql")).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("x-request-id"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // The abandoned request wrote nothing.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
+}

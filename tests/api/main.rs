@@ -1,0 +1,12 @@
+//! Integration tests: the real server over HTTP, on a real PostgreSQL cluster
+//! started once per test run (see `common::cluster`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod common;
+
+mod accounts;
+mod contract;
+mod database;
+mod embedded;
+mod http;
