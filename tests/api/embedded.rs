@@ -18,22 +18,34 @@ struct Server {
     port: u16,
 }
 
-fn serve(data_dir: &Path, port: u16) -> Server {
-    let child = Command::new(BIN)
-        .env_clear()
+/// The server binary with a clean environment, on `port`.
+fn server_command(port: u16) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("DATA_DIR", data_dir)
         .env("PORT", port.to_string())
         .env("BCRYPT_COST", "4")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the server");
-    Server { child, port }
+        .stderr(Stdio::null());
+    cmd
+}
+
+/// The server on the embedded database kept in `data_dir`.
+fn serve(data_dir: &Path, port: u16) -> Server {
+    let mut cmd = server_command(port);
+    cmd.env("DATA_DIR", data_dir);
+    Server::start(cmd, port)
 }
 
 impl Server {
+    fn start(mut cmd: Command, port: u16) -> Self {
+        Self {
+            child: cmd.spawn().expect("start the server"),
+            port,
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
@@ -296,4 +308,55 @@ async fn migrate_and_create_admin_subcommands() {
     assert_eq!(resp.assert_ok()["login"]["user"]["role"], "ADMIN");
     let resp = app.login("second@example.org", "admin password 2").await;
     assert_eq!(resp.assert_ok()["login"]["user"]["role"], "ADMIN");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_never_contain_passwords_tokens_or_personal_data() {
+    let url = crate::common::cluster::cluster().database(true).await;
+    let port = free_port();
+    let scratch = ScratchDir::new("logs");
+    let log_path = scratch.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut cmd = server_command(port);
+    cmd.env("DATABASE_URL", &url)
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "debug")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    let mut server = Server::start(cmd, port);
+    server.wait_ready().await;
+    let register = json!({ "input": { "name": "Zelda Secretname", "email": "zelda.private@example.org", "password": "hunter2-hunter2" } });
+    let body = server.gql(crate::common::REGISTER, register).await;
+    let token = body["data"]["register"]["accessToken"].as_str().unwrap().to_owned();
+    let refresh = body["data"]["register"]["refreshToken"].as_str().unwrap().to_owned();
+    server
+        .gql(
+            crate::common::LOGIN,
+            json!({ "input": { "email": "zelda.private@example.org", "password": "wrong-password-1" } }),
+        )
+        .await;
+    server.gql(crate::common::REFRESH, json!({ "t": refresh })).await;
+    reqwest::Client::new()
+        .post(server.url("/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({ "query": crate::common::ME }))
+        .send()
+        .await
+        .unwrap();
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit().success());
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.contains("request_id"), "the logs are there: {logs}");
+    for secret in [
+        "hunter2",
+        "wrong-password-1",
+        "Secretname",
+        "zelda.private",
+        &token,
+        &refresh,
+        JWT_SECRET,
+    ] {
+        assert!(!logs.contains(secret), "the logs contain {secret}");
+    }
 }

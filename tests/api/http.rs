@@ -324,3 +324,31 @@ async fn slow_requests_time_out() {
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_in_flight_requests_finish() {
+    // bcrypt at this cost keeps the request in flight for a while.
+    let app = TestApp::spawn_with(|s| {
+        s.insert("BCRYPT_COST".into(), "12".into());
+    })
+    .await;
+    let client = app.client.clone();
+    let url = app.url("/graphql");
+    let body = json!({ "query": crate::common::REGISTER, "variables": { "input": {
+        "name": "Ann", "email": "ann@example.org", "password": "correct horse" } } });
+    let in_flight = tokio::spawn(async move { client.post(url).json(&body).send().await });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let db_url = app.db_url.clone();
+    app.stop().await;
+    let resp = in_flight.await.unwrap().expect("the in-flight request was answered");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["errors"].is_null(), "{body}");
+    let client = crate::common::cluster::connect(&db_url).await.unwrap();
+    let users: i64 = client
+        .query_one("SELECT count(*) FROM users", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(users, 1);
+}
