@@ -167,7 +167,13 @@ impl Application {
         );
         let services = Services { accounts };
         let metrics = Arc::new(Metrics::new());
-        let schema = graphql::build_schema(&services, &config.limits, config.introspection, Arc::clone(&metrics));
+        let schema = graphql::build_schema(
+            &services,
+            &db,
+            &config.limits,
+            config.introspection,
+            Arc::clone(&metrics),
+        );
         let state = AppState {
             services,
             db,

@@ -3,10 +3,16 @@
 
 pub mod accounts;
 pub mod app;
+pub mod audit;
 pub mod config;
 pub mod db;
+pub mod doctors;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod input;
+pub mod mappings;
+pub mod paging;
+pub mod patients;
 pub mod telemetry;
 pub mod viewer;

@@ -10,9 +10,16 @@ pub struct Viewer {
     pub role: Role,
     /// When the access token stops being valid (seconds since the epoch).
     pub expires_at: i64,
+    /// The `X-Request-Id` of the request being served, for the audit trail.
+    pub request_id: Option<String>,
 }
 
 impl Viewer {
+    pub fn with_request_id(mut self, request_id: Option<&str>) -> Self {
+        self.request_id = request_id.map(str::to_owned);
+        self
+    }
+
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }

@@ -1,7 +1,6 @@
 //! Accounts: registration, login with throttling, refresh-token rotation,
 //! logout, the signed-in user, and the first admin.
 
-pub mod input;
 pub mod password;
 pub mod tokens;
 
@@ -12,14 +11,12 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use self::{
-    input::{Email, Password, PersonName},
-    password::Passwords,
-    tokens::TokenKeys,
-};
+use self::{password::Passwords, tokens::TokenKeys};
 use crate::{
+    audit::{self, Action, EntityType, Event},
     db::{self, Db, accounts::UserRow},
     error::{AppError, AppResult, OnConstraint as _},
+    input::{self, Email, Password, PersonName},
     viewer::Viewer,
 };
 
@@ -110,7 +107,7 @@ impl Accounts {
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn register(&self, input: Registration) -> AppResult<AuthSession> {
+    pub async fn register(&self, input: Registration, request_id: Option<&str>) -> AppResult<AuthSession> {
         let name = PersonName::parse("name", &input.name)?;
         let email = Email::parse("email", &input.email)?;
         let password = Password::parse("password", &input.password)?;
@@ -136,13 +133,25 @@ impl Accounts {
                     message: "an account with this email already exists",
                 },
             )?;
-            this.start_session(tx, row.into(), Uuid::new_v4()).await
+            let user: User = row.into();
+            audit::record(
+                tx,
+                &[Event {
+                    actor: Some(user.id),
+                    action: Action::Register,
+                    entity_type: EntityType::User,
+                    entity_id: Some(user.id),
+                    request_id,
+                }],
+            )
+            .await?;
+            this.start_session(tx, user, Uuid::new_v4()).await
         })
         .await
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn login(&self, email: &str, password: &str) -> AppResult<AuthSession> {
+    pub async fn login(&self, email: &str, password: &str, request_id: Option<&str>) -> AppResult<AuthSession> {
         const WRONG: AppError = AppError::BadCredentials("wrong email or password");
         let email = Email::parse("email", email)?;
         let since = Utc::now() - THROTTLE_WINDOW;
@@ -161,18 +170,28 @@ impl Accounts {
         };
         let fits = !password.is_empty() && password.len() <= input::PASSWORD_MAX_BYTES && !password.contains('\0');
         let ok = self.passwords.verify(if fits { password } else { "" }, hash).await? && fits;
+        let user_id = row.as_ref().map(|r| r.id);
+        let event = |action| Event {
+            actor: user_id,
+            action,
+            entity_type: EntityType::User,
+            entity_id: user_id,
+            request_id,
+        };
         let mut conn = self.db.conn().await?;
-        match row {
+        let this = self.clone();
+        conn.transaction(async move |tx| match row {
             Some(row) if ok => {
-                let this = self.clone();
-                conn.transaction(async move |tx| this.start_session(tx, row.into(), Uuid::new_v4()).await)
-                    .await
+                audit::record(tx, &[event(Action::LoginSucceeded)]).await?;
+                this.start_session(tx, row.into(), Uuid::new_v4()).await.map(Ok)
             }
             _ => {
-                db::accounts::record_login_failure(&mut conn, email.key(), since).await?;
-                Err(WRONG)
+                db::accounts::record_login_failure(tx, email.key(), since).await?;
+                audit::record(tx, &[event(Action::LoginFailed)]).await?;
+                Ok(Err(WRONG))
             }
-        }
+        })
+        .await?
     }
 
     /// Exchanges a live refresh token for a new pair, retiring it. Presenting a
@@ -232,6 +251,13 @@ impl Accounts {
             .await?
             .map(User::from)
             .ok_or(AppError::Unauthenticated)
+    }
+
+    /// Users by id (for `createdBy`, `assignedBy` and `actor`).
+    pub async fn by_ids(&self, ids: &[Uuid]) -> AppResult<std::collections::HashMap<Uuid, User>> {
+        let mut conn = self.db.conn().await?;
+        let rows = db::accounts::find_users(&mut conn, ids).await?;
+        Ok(rows.into_iter().map(|r| (r.id, User::from(r))).collect())
     }
 
     /// Makes an admin account (from the command line only).

@@ -82,6 +82,7 @@ impl TokenKeys {
             user_id,
             role: data.claims.role,
             expires_at: data.claims.exp,
+            request_id: None,
         })
     }
 }

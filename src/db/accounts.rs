@@ -178,3 +178,11 @@ pub async fn set_role(conn: &mut AsyncPgConnection, id: Uuid, role: &str) -> Que
         .await
         .map(drop)
 }
+
+pub async fn find_users(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<UserRow>> {
+    users::table
+        .filter(users::id.eq_any(ids))
+        .select(UserRow::as_select())
+        .load(conn)
+        .await
+}

@@ -2,8 +2,12 @@
 //! embedded cluster, migrations, and the generated table definitions.
 
 pub mod accounts;
+pub mod audit;
+pub mod doctors;
 pub mod embedded;
+pub mod mappings;
 pub mod migrate;
+pub mod patients;
 pub mod schema;
 pub mod tls;
 
@@ -121,4 +125,63 @@ pub fn establish(url: &str) -> BoxFuture<'_, ConnectionResult<AsyncPgConnection>
         }
     }
     .boxed()
+}
+
+/// The keyset condition "after this row" for a page ordered by `(key, id)`:
+/// `(table.key, table.id) > (k, id)` ascending, `<` descending, as one row
+/// comparison so that PostgreSQL walks the `(key, id)` index. Only the fixed
+/// column names are text; the cursor's values are bound parameters.
+pub fn keyset_after<QS>(
+    table: KeysetTable,
+    cursor: &crate::paging::Cursor,
+    direction: crate::paging::Direction,
+) -> Option<Box<dyn diesel::BoxableExpression<QS, diesel::pg::Pg, SqlType = diesel::sql_types::Bool>>>
+where
+    QS: 'static,
+{
+    use diesel::{dsl::sql, sql_types};
+
+    use crate::paging::{Cursor, Direction};
+    let cmp = match direction {
+        Direction::Asc => ") > (",
+        Direction::Desc => ") < (",
+    };
+    let prefix = table.as_str();
+    Some(match cursor {
+        Cursor::Name(name, id) => Box::new(
+            sql::<sql_types::Bool>(&format!("({prefix}.name, {prefix}.id"))
+                .sql(cmp)
+                .bind::<sql_types::Text, _>(name.clone())
+                .sql(", ")
+                .bind::<sql_types::Uuid, _>(*id)
+                .sql(")"),
+        ),
+        Cursor::CreatedAt(at, id) => Box::new(
+            sql::<sql_types::Bool>(&format!("({prefix}.created_at, {prefix}.id"))
+                .sql(cmp)
+                .bind::<sql_types::Timestamptz, _>(*at)
+                .sql(", ")
+                .bind::<sql_types::Uuid, _>(*id)
+                .sql(")"),
+        ),
+        Cursor::Seq(_) => return None,
+    })
+}
+
+/// The tables that page by keyset.
+#[derive(Debug, Clone, Copy)]
+pub enum KeysetTable {
+    Patients,
+    Doctors,
+    Mappings,
+}
+
+impl KeysetTable {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Patients => "patients",
+            Self::Doctors => "doctors",
+            Self::Mappings => "mappings",
+        }
+    }
 }

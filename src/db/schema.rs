@@ -1,10 +1,62 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    audit_events (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        actor_id -> Nullable<Uuid>,
+        action -> Text,
+        entity_type -> Text,
+        entity_id -> Nullable<Uuid>,
+        request_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    doctors (id) {
+        id -> Uuid,
+        name -> Text,
+        specialization -> Text,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        license_number -> Nullable<Text>,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     login_failures (id) {
         id -> Int8,
         email_key -> Text,
         at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    mappings (id) {
+        id -> Uuid,
+        patient_id -> Uuid,
+        doctor_id -> Uuid,
+        assigned_by -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    patients (id) {
+        id -> Uuid,
+        name -> Text,
+        date_of_birth -> Nullable<Date>,
+        gender -> Text,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        address -> Nullable<Text>,
+        medical_history -> Nullable<Text>,
+        created_by -> Uuid,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -33,6 +85,19 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(doctors -> users (created_by));
+diesel::joinable!(mappings -> doctors (doctor_id));
+diesel::joinable!(mappings -> patients (patient_id));
+diesel::joinable!(mappings -> users (assigned_by));
+diesel::joinable!(patients -> users (created_by));
 diesel::joinable!(refresh_tokens -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(login_failures, refresh_tokens, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    audit_events,
+    doctors,
+    login_failures,
+    mappings,
+    patients,
+    refresh_tokens,
+    users,
+);

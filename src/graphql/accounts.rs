@@ -70,15 +70,14 @@ impl AccountMutation {
             email: input.email,
             password: input.password,
         };
-        Ok(ctx.data::<Accounts>()?.register(registration).await?.into())
+        let request_id = ctx.data::<super::RequestId>()?.0.as_deref();
+        Ok(ctx.data::<Accounts>()?.register(registration, request_id).await?.into())
     }
 
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
-        Ok(ctx
-            .data::<Accounts>()?
-            .login(&input.email, &input.password)
-            .await?
-            .into())
+        let request_id = ctx.data::<super::RequestId>()?.0.as_deref();
+        let accounts = ctx.data::<Accounts>()?;
+        Ok(accounts.login(&input.email, &input.password, request_id).await?.into())
     }
 
     /// Exchanges a refresh token for a new pair. Reusing a retired refresh token revokes every refresh token of that user.

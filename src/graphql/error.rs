@@ -90,3 +90,30 @@ mod tests {
         assert_eq!(offending_field("syntax error").as_deref(), None);
     }
 }
+
+/// A loader's error, shared by every field waiting on the batch.
+#[derive(Debug, Clone)]
+pub struct LoadError(pub std::sync::Arc<AppError>);
+
+impl From<AppError> for LoadError {
+    fn from(err: AppError) -> Self {
+        Self(std::sync::Arc::new(err))
+    }
+}
+
+/// With the same code and field as the original.
+impl From<LoadError> for async_graphql::Error {
+    fn from(LoadError(err): LoadError) -> Self {
+        err.log();
+        let mut extensions = ErrorExtensionValues::default();
+        extensions.set("code", err.code());
+        if let Some(field) = err.field() {
+            extensions.set("field", field);
+        }
+        async_graphql::Error {
+            message: err.to_string(),
+            source: None,
+            extensions: Some(extensions),
+        }
+    }
+}

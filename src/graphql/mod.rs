@@ -1,8 +1,16 @@
 //! The GraphQL transport: the schema, `POST /graphql`, `GET /graphql` (queries
 //! for API clients, GraphiQL for browsers) and GraphiQL's bundled assets.
 
+#[macro_use]
+pub mod connection;
+
 pub mod accounts;
+pub mod audit;
+pub mod doctors;
 pub mod error;
+pub mod loaders;
+pub mod mappings;
+pub mod patients;
 pub mod types;
 
 use std::sync::Arc;
@@ -24,6 +32,7 @@ use axum::{
 use crate::{
     app::AppState,
     config::Limits,
+    db::Db,
     error::AppError,
     http::metrics::{GraphqlMetrics, Metrics},
     http::{bearer_token, request_id},
@@ -31,10 +40,21 @@ use crate::{
 };
 
 #[derive(MergedObject, Default)]
-pub struct Query(accounts::AccountQuery);
+pub struct Query(
+    accounts::AccountQuery,
+    patients::PatientQueries,
+    doctors::DoctorQueries,
+    mappings::MappingQueries,
+    audit::AuditQueries,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(accounts::AccountMutation);
+pub struct Mutation(
+    accounts::AccountMutation,
+    patients::PatientMutations,
+    doctors::DoctorMutations,
+    mappings::MappingMutations,
+);
 
 pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -51,6 +71,21 @@ pub fn viewer<'a>(ctx: &'a Context<'_>) -> Result<&'a Viewer, AppError> {
     ctx.data_opt::<RequestAuth>()
         .and_then(|auth| auth.0.as_ref())
         .ok_or(AppError::Unauthenticated)
+}
+
+/// The database and the viewer, or `UNAUTHENTICATED`.
+pub fn request_viewer<'a>(ctx: &'a Context<'_>) -> Result<(&'a Db, &'a Viewer), AppError> {
+    let viewer = viewer(ctx)?;
+    let db = ctx
+        .data::<Db>()
+        .map_err(|_| AppError::internal(anyhow::anyhow!("the schema has no database")))?;
+    Ok((db, viewer))
+}
+
+/// A user by id, through the request's loader.
+pub async fn user(ctx: &Context<'_>, id: uuid::Uuid) -> async_graphql::Result<types::User> {
+    let user = ctx.data::<loaders::Loaders>()?.users.load_one(id).await?;
+    Ok(user.ok_or(AppError::NotFound)?.into())
 }
 
 /// The schema with its limits, without any data (enough to export the SDL).
@@ -118,12 +153,14 @@ pub fn sdl() -> String {
 
 pub fn build_schema(
     state: &crate::app::Services,
+    db: &Db,
     limits: &Limits,
     introspection: bool,
     metrics: Arc<Metrics>,
 ) -> ApiSchema {
     schema_builder(limits, introspection)
         .data(state.accounts.clone())
+        .data(db.clone())
         .extension(GraphqlMetrics(metrics))
         .finish()
 }
@@ -211,10 +248,21 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) ->
 }
 
 async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> Response {
-    let viewer = bearer_token(headers).and_then(|token| state.services.accounts.authenticate(token).ok());
+    let request_id = request_id(headers);
+    let viewer = bearer_token(headers)
+        .and_then(|token| state.services.accounts.authenticate(token).ok())
+        .map(|viewer| viewer.with_request_id(request_id));
+    let mut batch = batch;
+    if let Some(viewer) = &viewer {
+        // Loaders are per request: each applies this viewer's access rule.
+        for request in batch.iter_mut() {
+            let loaders = loaders::Loaders::new(&state.db, &state.services.accounts, viewer);
+            request.data.insert(loaders);
+        }
+    }
     let batch = batch
         .data(RequestAuth(viewer))
-        .data(RequestId(request_id(headers).map(str::to_owned)));
+        .data(RequestId(request_id.map(str::to_owned)));
     let mut response = state.schema.execute_batch(batch).await;
     match &mut response {
         BatchResponse::Single(r) => error::classify(&mut r.errors),

@@ -3,7 +3,7 @@
 use async_graphql::{Enum, ID, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value};
 use chrono::{SecondsFormat, Utc};
 
-use crate::accounts;
+use crate::{accounts, paging};
 
 /// RFC 3339 timestamp in UTC, e.g. 2026-11-23T10:15:00Z.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,5 +61,88 @@ impl From<accounts::User> for User {
             role: u.role.into(),
             created_at: DateTime(u.created_at),
         }
+    }
+}
+
+/// ISO 8601 calendar date, YYYY-MM-DD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Date(pub chrono::NaiveDate);
+
+/// ISO 8601 calendar date, YYYY-MM-DD.
+#[Scalar(name = "Date")]
+impl ScalarType for Date {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(s) if s.len() == 10 => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(Self)
+                .map_err(|_| InputValueError::custom("expected a date like 2026-01-31")),
+            Value::String(_) => Err(InputValueError::custom("expected a date like 2026-01-31")),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.format("%Y-%m-%d").to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum SortDirection {
+    Asc,
+    Desc,
+}
+
+impl From<SortDirection> for paging::Direction {
+    fn from(d: SortDirection) -> Self {
+        match d {
+            SortDirection::Asc => Self::Asc,
+            SortDirection::Desc => Self::Desc,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
+    pub end_cursor: Option<String>,
+}
+
+impl PageInfo {
+    pub fn of<T>(page: &paging::Page<T>) -> Self {
+        Self {
+            has_next_page: page.has_next,
+            has_previous_page: page.has_previous,
+            start_cursor: page.rows.first().map(|(c, _)| c.encode()),
+            end_cursor: page.rows.last().map(|(c, _)| c.encode()),
+        }
+    }
+}
+
+/// Reads an optional `ID` argument as a record id.
+pub fn optional_id(field: &'static str, id: Option<&ID>) -> Result<Option<uuid::Uuid>, crate::error::AppError> {
+    id.map(|id| crate::input::parse_id(field, id)).transpose()
+}
+
+/// The page size when `first` is null.
+pub const DEFAULT_PAGE: i32 = 20;
+
+/// `first` as a page size (1 to 100).
+pub fn limit(first: Option<i32>) -> Result<paging::Limit, crate::error::AppError> {
+    paging::Limit::parse("first", i64::from(first.unwrap_or(DEFAULT_PAGE)))
+}
+
+/// The complexity of a connection field: its page size times its selection.
+pub fn page_complexity(first: Option<i32>, child: usize) -> usize {
+    usize::try_from(first.unwrap_or(DEFAULT_PAGE).clamp(1, 100)).unwrap_or(100) * child
+}
+
+/// Reads a GraphQL update field: absent keeps, null clears, a value sets.
+pub fn change<T, U>(value: async_graphql::MaybeUndefined<T>, f: impl FnOnce(T) -> U) -> crate::input::Change<U> {
+    match value {
+        async_graphql::MaybeUndefined::Undefined => crate::input::Change::Keep,
+        async_graphql::MaybeUndefined::Null => crate::input::Change::Clear,
+        async_graphql::MaybeUndefined::Value(v) => crate::input::Change::Set(f(v)),
     }
 }

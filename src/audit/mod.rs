@@ -1,0 +1,204 @@
+//! The audit trail: `record` appends events inside the caller's transaction
+//! (a change never lands without its event); `list` is for admins only.
+
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncPgConnection;
+use uuid::Uuid;
+
+use crate::{
+    db::{
+        Db,
+        audit::{self as store, AuditFilterRow, NewAuditRow},
+    },
+    error::AppResult,
+    paging::{Cursor, Limit, Page},
+    viewer::Viewer,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Register,
+    LoginSucceeded,
+    LoginFailed,
+    PatientCreated,
+    PatientRead,
+    PatientUpdated,
+    PatientDeleted,
+    DoctorCreated,
+    DoctorUpdated,
+    DoctorDeleted,
+    MappingCreated,
+    MappingDeleted,
+}
+
+impl Action {
+    pub const ALL: [Action; 12] = [
+        Self::Register,
+        Self::LoginSucceeded,
+        Self::LoginFailed,
+        Self::PatientCreated,
+        Self::PatientRead,
+        Self::PatientUpdated,
+        Self::PatientDeleted,
+        Self::DoctorCreated,
+        Self::DoctorUpdated,
+        Self::DoctorDeleted,
+        Self::MappingCreated,
+        Self::MappingDeleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Register => "REGISTER",
+            Self::LoginSucceeded => "LOGIN_SUCCEEDED",
+            Self::LoginFailed => "LOGIN_FAILED",
+            Self::PatientCreated => "PATIENT_CREATED",
+            Self::PatientRead => "PATIENT_READ",
+            Self::PatientUpdated => "PATIENT_UPDATED",
+            Self::PatientDeleted => "PATIENT_DELETED",
+            Self::DoctorCreated => "DOCTOR_CREATED",
+            Self::DoctorUpdated => "DOCTOR_UPDATED",
+            Self::DoctorDeleted => "DOCTOR_DELETED",
+            Self::MappingCreated => "MAPPING_CREATED",
+            Self::MappingDeleted => "MAPPING_DELETED",
+        }
+    }
+
+    fn from_db(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntityType {
+    User,
+    Patient,
+    Doctor,
+    Mapping,
+}
+
+impl EntityType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "USER",
+            Self::Patient => "PATIENT",
+            Self::Doctor => "DOCTOR",
+            Self::Mapping => "MAPPING",
+        }
+    }
+
+    fn from_db(s: &str) -> Self {
+        match s {
+            "USER" => Self::User,
+            "PATIENT" => Self::Patient,
+            "DOCTOR" => Self::Doctor,
+            _ => Self::Mapping,
+        }
+    }
+}
+
+/// An event about to be recorded.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    pub actor: Option<Uuid>,
+    pub action: Action,
+    pub entity_type: EntityType,
+    pub entity_id: Option<Uuid>,
+    pub request_id: Option<&'a str>,
+}
+
+impl<'a> Event<'a> {
+    /// An action of a signed-in viewer on an entity.
+    pub fn by(viewer: &'a Viewer, action: Action, entity_type: EntityType, entity_id: Uuid) -> Self {
+        Self {
+            actor: Some(viewer.user_id),
+            action,
+            entity_type,
+            entity_id: Some(entity_id),
+            request_id: viewer.request_id.as_deref(),
+        }
+    }
+}
+
+/// Appends events in the caller's transaction.
+pub async fn record(tx: &mut AsyncPgConnection, events: &[Event<'_>]) -> AppResult<()> {
+    let rows: Vec<NewAuditRow<'_>> = events
+        .iter()
+        .map(|e| NewAuditRow {
+            actor_id: e.actor,
+            action: e.action.as_str(),
+            entity_type: e.entity_type.as_str(),
+            entity_id: e.entity_id,
+            request_id: e.request_id,
+        })
+        .collect();
+    Ok(store::insert(tx, &rows).await?)
+}
+
+/// A recorded event.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor_id: Option<Uuid>,
+    pub action: Action,
+    pub entity_type: EntityType,
+    pub entity_id: Option<Uuid>,
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor_id: Option<Uuid>,
+    pub entity_id: Option<Uuid>,
+    pub action: Option<Action>,
+}
+
+impl AuditFilter {
+    fn row(&self) -> AuditFilterRow {
+        AuditFilterRow {
+            actor_id: self.actor_id,
+            entity_id: self.entity_id,
+            action: self.action.map(Action::as_str),
+        }
+    }
+}
+
+/// Events newest first (admins only).
+pub async fn list(
+    db: &Db,
+    viewer: &Viewer,
+    filter: &AuditFilter,
+    limit: Limit,
+    after: Option<Cursor>,
+) -> AppResult<Page<AuditEvent>> {
+    viewer.require_admin()?;
+    let before = match after {
+        Some(Cursor::Seq(n)) => Some(n),
+        _ => None,
+    };
+    let has_previous = before.is_some();
+    let mut conn = db.conn().await?;
+    let rows = store::list_page(&mut conn, &filter.row(), before, limit.get() + 1).await?;
+    let events = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(AuditEvent {
+                id: r.id,
+                at: r.at,
+                actor_id: r.actor_id,
+                action: Action::from_db(&r.action)?,
+                entity_type: EntityType::from_db(&r.entity_type),
+                entity_id: r.entity_id,
+                request_id: r.request_id,
+            })
+        })
+        .collect();
+    Ok(Page::from_rows(events, limit, has_previous, |e| Cursor::Seq(e.id)))
+}
+
+pub async fn count(db: &Db, viewer: &Viewer, filter: &AuditFilter) -> AppResult<i64> {
+    viewer.require_admin()?;
+    let mut conn = db.conn().await?;
+    Ok(store::count(&mut conn, &filter.row()).await?)
+}

@@ -1,0 +1,87 @@
+//! Rows and named queries of the audit trail (insert and read only: the table
+//! refuses updates and deletes).
+
+use chrono::{DateTime, Utc};
+use diesel::{pg::Pg, prelude::*};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::schema::audit_events;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_events, check_for_backend(Pg))]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor_id: Option<Uuid>,
+    pub action: String,
+    pub entity_type: String,
+    pub entity_id: Option<Uuid>,
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct NewAuditRow<'a> {
+    pub actor_id: Option<Uuid>,
+    pub action: &'a str,
+    pub entity_type: &'a str,
+    pub entity_id: Option<Uuid>,
+    pub request_id: Option<&'a str>,
+}
+
+pub async fn insert(conn: &mut AsyncPgConnection, rows: &[NewAuditRow<'_>]) -> QueryResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    diesel::insert_into(audit_events::table)
+        .values(rows)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// What a list of events is narrowed to.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilterRow {
+    pub actor_id: Option<Uuid>,
+    pub entity_id: Option<Uuid>,
+    pub action: Option<&'static str>,
+}
+
+fn filtered(filter: &AuditFilterRow) -> audit_events::BoxedQuery<'static, Pg> {
+    let mut query = audit_events::table.into_boxed();
+    if let Some(actor) = filter.actor_id {
+        query = query.filter(audit_events::actor_id.eq(actor));
+    }
+    if let Some(entity) = filter.entity_id {
+        query = query.filter(audit_events::entity_id.eq(entity));
+    }
+    if let Some(action) = filter.action {
+        query = query.filter(audit_events::action.eq(action));
+    }
+    query
+}
+
+/// Newest first, after the event with id `before` when given.
+pub async fn list_page(
+    conn: &mut AsyncPgConnection,
+    filter: &AuditFilterRow,
+    before: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<AuditRow>> {
+    let mut query = filtered(filter);
+    if let Some(before) = before {
+        query = query.filter(audit_events::id.lt(before));
+    }
+    query
+        .select(AuditRow::as_select())
+        .order_by(audit_events::id.desc())
+        .limit(limit)
+        .load(conn)
+        .await
+}
+
+pub async fn count(conn: &mut AsyncPgConnection, filter: &AuditFilterRow) -> QueryResult<i64> {
+    filtered(filter).count().get_result(conn).await
+}

@@ -1,0 +1,189 @@
+//! Rows and named queries of patients. Every read and write that can touch
+//! someone else's patient filters by `patients::access::visible_to` in SQL.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::{pg::Pg, prelude::*};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::{
+    KeysetTable, keyset_after,
+    schema::{mappings, patients},
+};
+use crate::{
+    paging::{Cursor, Direction, Order, SortField},
+    patients::access::visible_to,
+    viewer::Viewer,
+};
+
+#[derive(Clone, Queryable, Selectable)]
+#[diesel(table_name = patients, check_for_backend(Pg))]
+pub struct PatientRow {
+    pub id: Uuid,
+    pub name: String,
+    pub date_of_birth: Option<NaiveDate>,
+    pub gender: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+    pub medical_history: Option<String>,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Patient data never prints: only the id.
+impl fmt::Debug for PatientRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PatientRow")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = patients)]
+pub struct NewPatientRow {
+    pub name: String,
+    pub date_of_birth: Option<NaiveDate>,
+    pub gender: &'static str,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+    pub medical_history: Option<String>,
+    pub created_by: Uuid,
+}
+
+/// A partial update: `None` leaves a column, `Some(None)` clears it.
+#[derive(AsChangeset)]
+#[diesel(table_name = patients)]
+pub struct PatientChanges {
+    pub name: Option<String>,
+    pub date_of_birth: Option<Option<NaiveDate>>,
+    pub gender: Option<&'static str>,
+    pub email: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub address: Option<Option<String>>,
+    pub medical_history: Option<Option<String>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub async fn insert(conn: &mut AsyncPgConnection, new: NewPatientRow) -> QueryResult<PatientRow> {
+    diesel::insert_into(patients::table)
+        .values(new)
+        .returning(PatientRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+pub async fn find_visible(conn: &mut AsyncPgConnection, viewer: &Viewer, id: Uuid) -> QueryResult<Option<PatientRow>> {
+    patients::table
+        .filter(patients::id.eq(id))
+        .filter(visible_to(viewer))
+        .select(PatientRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Whether the viewer may see this patient, locking it against a concurrent
+/// delete for the rest of the transaction.
+pub async fn lock_visible(conn: &mut AsyncPgConnection, viewer: &Viewer, id: Uuid) -> QueryResult<bool> {
+    patients::table
+        .filter(patients::id.eq(id))
+        .filter(visible_to(viewer))
+        .select(patients::id)
+        .for_share()
+        .first::<Uuid>(conn)
+        .await
+        .optional()
+        .map(|found| found.is_some())
+}
+
+pub async fn update_visible(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    id: Uuid,
+    changes: PatientChanges,
+) -> QueryResult<Option<PatientRow>> {
+    diesel::update(patients::table.filter(patients::id.eq(id)).filter(visible_to(viewer)))
+        .set(changes)
+        .returning(PatientRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+pub async fn delete_visible(conn: &mut AsyncPgConnection, viewer: &Viewer, id: Uuid) -> QueryResult<Option<Uuid>> {
+    diesel::delete(patients::table.filter(patients::id.eq(id)).filter(visible_to(viewer)))
+        .returning(patients::id)
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+fn listed(viewer: &Viewer, pattern: Option<&str>) -> patients::BoxedQuery<'static, Pg> {
+    let mut query = patients::table.filter(visible_to(viewer)).into_boxed();
+    if let Some(pattern) = pattern {
+        query = query.filter(patients::name.ilike(pattern.to_owned()));
+    }
+    query
+}
+
+/// One page in `order`, after `cursor`; `limit` rows at most.
+pub async fn list_page(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    pattern: Option<&str>,
+    order: Order,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> QueryResult<Vec<PatientRow>> {
+    let mut query = listed(viewer, pattern);
+    if let Some(cond) = after.and_then(|c| keyset_after(KeysetTable::Patients, c, order.direction)) {
+        query = query.filter(cond);
+    }
+    query = match (order.field, order.direction) {
+        (SortField::Name, Direction::Asc) => query.order_by((patients::name.asc(), patients::id.asc())),
+        (SortField::Name, Direction::Desc) => query.order_by((patients::name.desc(), patients::id.desc())),
+        (SortField::CreatedAt, Direction::Asc) => query.order_by((patients::created_at.asc(), patients::id.asc())),
+        (SortField::CreatedAt, Direction::Desc) => query.order_by((patients::created_at.desc(), patients::id.desc())),
+    };
+    query.select(PatientRow::as_select()).limit(limit).load(conn).await
+}
+
+pub async fn count(conn: &mut AsyncPgConnection, viewer: &Viewer, pattern: Option<&str>) -> QueryResult<i64> {
+    listed(viewer, pattern).count().get_result(conn).await
+}
+
+/// The visible patients among `ids`.
+pub async fn by_ids_visible(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    ids: &[Uuid],
+) -> QueryResult<Vec<PatientRow>> {
+    patients::table
+        .filter(patients::id.eq_any(ids))
+        .filter(visible_to(viewer))
+        .select(PatientRow::as_select())
+        .load(conn)
+        .await
+}
+
+/// The visible patients of each of the doctors, by assignment time.
+pub async fn of_doctors_visible(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    doctor_ids: &[Uuid],
+) -> QueryResult<Vec<(Uuid, PatientRow)>> {
+    mappings::table
+        .inner_join(patients::table)
+        .filter(mappings::doctor_id.eq_any(doctor_ids))
+        .filter(visible_to(viewer))
+        .order_by((mappings::created_at.asc(), mappings::id.asc()))
+        .select((mappings::doctor_id, PatientRow::as_select()))
+        .load(conn)
+        .await
+}

@@ -1,0 +1,234 @@
+//! Doctors: a shared directory. Changes are audited in their transaction.
+
+pub mod access;
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use diesel_async::AsyncConnection as _;
+use uuid::Uuid;
+
+use crate::{
+    audit::{self, Action, EntityType, Event},
+    db::{
+        Db,
+        doctors::{self as store, DoctorChanges, DoctorRow, LICENSE_NUMBER_KEY, NewDoctorRow},
+        mappings as mapping_store,
+    },
+    error::{AppError, AppResult, OnConstraint as _},
+    input::{self, Change, Email, Phone, SearchTerm},
+    paging::{Cursor, Limit, Order, Page, SortField},
+    viewer::Viewer,
+};
+
+pub type Doctor = DoctorRow;
+
+#[derive(Default)]
+pub struct CreateDoctor {
+    pub name: String,
+    pub specialization: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub license_number: Option<String>,
+}
+
+#[derive(Default)]
+pub struct UpdateDoctor {
+    pub name: Change<String>,
+    pub specialization: Change<String>,
+    pub email: Change<String>,
+    pub phone: Change<String>,
+    pub license_number: Change<String>,
+}
+
+/// A licence number: 1 to 64 letters, digits, spaces and `-/._`.
+fn license_number(raw: &str) -> AppResult<Option<String>> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let ok = s.chars().count() <= 64 && s.chars().all(|c| c.is_alphanumeric() || " -/._".contains(c));
+    if ok {
+        Ok(Some(s.to_owned()))
+    } else {
+        Err(AppError::bad_input(
+            "licenseNumber",
+            "must be 1 to 64 letters, digits, spaces and -/._",
+        ))
+    }
+}
+
+fn email(raw: &str) -> AppResult<Option<String>> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    Email::parse("email", raw).map(|e| Some(e.into_inner()))
+}
+
+fn phone(raw: &str) -> AppResult<Option<String>> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    Phone::parse("phone", raw).map(|p| Some(p.into_inner()))
+}
+
+fn optional(
+    change: Change<String>,
+    parse: impl FnOnce(&str) -> AppResult<Option<String>>,
+) -> AppResult<Option<Option<String>>> {
+    Ok(match change {
+        Change::Keep => None,
+        Change::Clear => Some(None),
+        Change::Set(raw) => Some(parse(&raw)?),
+    })
+}
+
+fn required(field: &'static str, change: Change<String>) -> AppResult<Option<String>> {
+    match change {
+        Change::Keep => Ok(None),
+        Change::Clear => Err(AppError::bad_input(field, "cannot be cleared")),
+        Change::Set(raw) => input::label(field, &raw).map(Some),
+    }
+}
+
+const LICENSE_TAKEN: AppError = AppError::Conflict {
+    field: Some("licenseNumber"),
+    message: "another doctor has this licence number",
+};
+
+pub async fn create(db: &Db, viewer: &Viewer, input: CreateDoctor) -> AppResult<Doctor> {
+    let new = NewDoctorRow {
+        name: input::label("name", &input.name)?,
+        specialization: input::label("specialization", &input.specialization)?,
+        email: input.email.as_deref().map(email).transpose()?.flatten(),
+        phone: input.phone.as_deref().map(phone).transpose()?.flatten(),
+        license_number: input
+            .license_number
+            .as_deref()
+            .map(license_number)
+            .transpose()?
+            .flatten(),
+        created_by: viewer.user_id,
+    };
+    let mut conn = db.conn().await?;
+    conn.transaction(async |tx| {
+        let row = store::insert(tx, new)
+            .await
+            .on_unique(LICENSE_NUMBER_KEY, LICENSE_TAKEN)?;
+        audit::record(
+            tx,
+            &[Event::by(viewer, Action::DoctorCreated, EntityType::Doctor, row.id)],
+        )
+        .await?;
+        Ok(row)
+    })
+    .await
+}
+
+pub async fn get(db: &Db, id: Uuid) -> AppResult<Option<Doctor>> {
+    let mut conn = db.conn().await?;
+    Ok(store::find(&mut conn, id).await?)
+}
+
+pub async fn update(db: &Db, viewer: &Viewer, id: Uuid, input: UpdateDoctor) -> AppResult<Doctor> {
+    let changes = DoctorChanges {
+        name: required("name", input.name)?,
+        specialization: required("specialization", input.specialization)?,
+        email: optional(input.email, email)?,
+        phone: optional(input.phone, phone)?,
+        license_number: optional(input.license_number, license_number)?,
+        updated_at: Utc::now(),
+    };
+    let mut conn = db.conn().await?;
+    conn.transaction(async |tx| {
+        let doctor = store::lock(tx, id).await?.ok_or(AppError::NotFound)?;
+        access::ensure_can_edit(viewer, doctor.created_by)?;
+        let row = store::update(tx, id, changes)
+            .await
+            .on_unique(LICENSE_NUMBER_KEY, LICENSE_TAKEN)?;
+        audit::record(tx, &[Event::by(viewer, Action::DoctorUpdated, EntityType::Doctor, id)]).await?;
+        Ok(row)
+    })
+    .await
+}
+
+/// Deletes the doctor and all its assignments (each audited), in one
+/// transaction; some of those assignments may be of patients the viewer
+/// cannot see, which is why only the creator or an admin may do it.
+pub async fn delete(db: &Db, viewer: &Viewer, id: Uuid) -> AppResult<Uuid> {
+    let mut conn = db.conn().await?;
+    conn.transaction(async |tx| {
+        let doctor = store::lock(tx, id).await?.ok_or(AppError::NotFound)?;
+        access::ensure_can_edit(viewer, doctor.created_by)?;
+        let removed = mapping_store::delete_of_doctor(tx, id).await?;
+        store::delete(tx, id).await?;
+        let mut events: Vec<Event<'_>> = removed
+            .iter()
+            .map(|m| Event::by(viewer, Action::MappingDeleted, EntityType::Mapping, m.id))
+            .collect();
+        events.push(Event::by(viewer, Action::DoctorDeleted, EntityType::Doctor, id));
+        audit::record(tx, &events).await?;
+        Ok(id)
+    })
+    .await
+}
+
+#[derive(Debug, Clone)]
+pub struct DoctorQuery {
+    pub search: Option<SearchTerm>,
+    pub specialization: Option<String>,
+    pub order: Order,
+}
+
+impl DoctorQuery {
+    /// The specialization filter: an exact, case-insensitive match.
+    pub fn specialization(raw: Option<&str>) -> AppResult<Option<String>> {
+        raw.filter(|s| !s.trim().is_empty())
+            .map(|s| input::label("specialization", s))
+            .transpose()
+    }
+}
+
+pub async fn list(db: &Db, query: &DoctorQuery, limit: Limit, after: Option<Cursor>) -> AppResult<Page<Doctor>> {
+    let pattern = query.search.as_ref().map(SearchTerm::pattern);
+    let mut conn = db.conn().await?;
+    let rows = store::list_page(
+        &mut conn,
+        pattern.as_deref(),
+        query.specialization.as_deref(),
+        query.order,
+        after.as_ref(),
+        limit.get() + 1,
+    )
+    .await?;
+    let field = query.order.field;
+    Ok(Page::from_rows(rows, limit, after.is_some(), |r| match field {
+        SortField::Name => Cursor::Name(r.name.clone(), r.id),
+        SortField::CreatedAt => Cursor::CreatedAt(r.created_at, r.id),
+    }))
+}
+
+pub async fn count(db: &Db, query: &DoctorQuery) -> AppResult<i64> {
+    let pattern = query.search.as_ref().map(SearchTerm::pattern);
+    let mut conn = db.conn().await?;
+    Ok(store::count(&mut conn, pattern.as_deref(), query.specialization.as_deref()).await?)
+}
+
+pub async fn by_ids(db: &Db, ids: &[Uuid]) -> AppResult<HashMap<Uuid, Doctor>> {
+    let mut conn = db.conn().await?;
+    Ok(store::by_ids(&mut conn, ids)
+        .await?
+        .into_iter()
+        .map(|d| (d.id, d))
+        .collect())
+}
+
+/// The doctors of each patient the viewer may see.
+pub async fn of_patients(db: &Db, viewer: &Viewer, patient_ids: &[Uuid]) -> AppResult<HashMap<Uuid, Vec<Doctor>>> {
+    let mut conn = db.conn().await?;
+    let mut out: HashMap<Uuid, Vec<Doctor>> = HashMap::new();
+    for (patient, doctor) in store::of_patients_visible(&mut conn, viewer, patient_ids).await? {
+        out.entry(patient).or_default().push(doctor);
+    }
+    Ok(out)
+}

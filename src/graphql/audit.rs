@@ -1,0 +1,177 @@
+//! The `AuditEvent` type and the admins-only `auditEvents` query.
+
+use async_graphql::{Context, Enum, ID, Object, Result};
+
+use super::{
+    request_viewer,
+    types::{self, DateTime, User},
+};
+use crate::{
+    audit::{self, Action, AuditEvent, AuditFilter, EntityType},
+    db::Db,
+    paging::Cursor,
+    viewer::Viewer,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum AuditAction {
+    Register,
+    LoginSucceeded,
+    LoginFailed,
+    PatientCreated,
+    PatientRead,
+    PatientUpdated,
+    PatientDeleted,
+    DoctorCreated,
+    DoctorUpdated,
+    DoctorDeleted,
+    MappingCreated,
+    MappingDeleted,
+}
+
+impl From<AuditAction> for Action {
+    fn from(a: AuditAction) -> Self {
+        match a {
+            AuditAction::Register => Self::Register,
+            AuditAction::LoginSucceeded => Self::LoginSucceeded,
+            AuditAction::LoginFailed => Self::LoginFailed,
+            AuditAction::PatientCreated => Self::PatientCreated,
+            AuditAction::PatientRead => Self::PatientRead,
+            AuditAction::PatientUpdated => Self::PatientUpdated,
+            AuditAction::PatientDeleted => Self::PatientDeleted,
+            AuditAction::DoctorCreated => Self::DoctorCreated,
+            AuditAction::DoctorUpdated => Self::DoctorUpdated,
+            AuditAction::DoctorDeleted => Self::DoctorDeleted,
+            AuditAction::MappingCreated => Self::MappingCreated,
+            AuditAction::MappingDeleted => Self::MappingDeleted,
+        }
+    }
+}
+
+impl From<Action> for AuditAction {
+    fn from(a: Action) -> Self {
+        match a {
+            Action::Register => Self::Register,
+            Action::LoginSucceeded => Self::LoginSucceeded,
+            Action::LoginFailed => Self::LoginFailed,
+            Action::PatientCreated => Self::PatientCreated,
+            Action::PatientRead => Self::PatientRead,
+            Action::PatientUpdated => Self::PatientUpdated,
+            Action::PatientDeleted => Self::PatientDeleted,
+            Action::DoctorCreated => Self::DoctorCreated,
+            Action::DoctorUpdated => Self::DoctorUpdated,
+            Action::DoctorDeleted => Self::DoctorDeleted,
+            Action::MappingCreated => Self::MappingCreated,
+            Action::MappingDeleted => Self::MappingDeleted,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum AuditEntityType {
+    User,
+    Patient,
+    Doctor,
+    Mapping,
+}
+
+impl From<EntityType> for AuditEntityType {
+    fn from(e: EntityType) -> Self {
+        match e {
+            EntityType::User => Self::User,
+            EntityType::Patient => Self::Patient,
+            EntityType::Doctor => Self::Doctor,
+            EntityType::Mapping => Self::Mapping,
+        }
+    }
+}
+
+/// One entry of the append-only audit trail.
+pub struct AuditEventNode(pub AuditEvent);
+
+#[Object(name = "AuditEvent")]
+impl AuditEventNode {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn at(&self) -> DateTime {
+        DateTime(self.0.at)
+    }
+    /// Null where no user is known (a failed login for an unknown email).
+    async fn actor(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        match self.0.actor_id {
+            Some(id) => super::user(ctx, id).await.map(Some),
+            None => Ok(None),
+        }
+    }
+    async fn action(&self) -> AuditAction {
+        self.0.action.into()
+    }
+    async fn entity_type(&self) -> AuditEntityType {
+        self.0.entity_type.into()
+    }
+    async fn entity_id(&self) -> Option<ID> {
+        self.0.entity_id.map(|id| ID(id.to_string()))
+    }
+    /// The X-Request-Id of the request that caused it.
+    async fn request_id(&self) -> Option<&str> {
+        self.0.request_id.as_deref()
+    }
+}
+
+pub struct AuditCount {
+    db: Db,
+    viewer: Viewer,
+    filter: AuditFilter,
+}
+
+impl super::connection::Counted for AuditCount {
+    async fn count(&self) -> crate::error::AppResult<i64> {
+        audit::count(&self.db, &self.viewer, &self.filter).await
+    }
+}
+
+connection!(
+    AuditEventConnection,
+    AuditEventEdge,
+    AuditEventNode,
+    AuditEvent,
+    AuditCount
+);
+
+#[derive(Default)]
+pub struct AuditQueries;
+
+#[Object]
+impl AuditQueries {
+    /// Admins only; newest first.
+    #[graphql(complexity = "types::page_complexity(first, child_complexity)")]
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: Option<i32>,
+        after: Option<String>,
+        actor_id: Option<ID>,
+        entity_id: Option<ID>,
+        action: Option<AuditAction>,
+    ) -> Result<AuditEventConnection> {
+        let (db, viewer) = request_viewer(ctx)?;
+        viewer.require_admin()?;
+        let limit = types::limit(first)?;
+        let after = after.map(|c| Cursor::decode("after", &c, None)).transpose()?;
+        let filter = AuditFilter {
+            actor_id: types::optional_id("actorId", actor_id.as_ref())?,
+            entity_id: types::optional_id("entityId", entity_id.as_ref())?,
+            action: action.map(Into::into),
+        };
+        let page = audit::list(db, viewer, &filter, limit, after).await?;
+        Ok(AuditEventConnection::new(
+            page,
+            AuditCount {
+                db: db.clone(),
+                viewer: viewer.clone(),
+                filter,
+            },
+        ))
+    }
+}

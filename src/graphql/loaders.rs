@@ -1,0 +1,133 @@
+//! One DataLoader per relation, built per request with the viewer, so each
+//! batch's SQL carries the viewer's access rule. They call the same service
+//! functions as every other transport. No batching delay: sibling fields
+//! register their keys in one poll, before the spawned fetch runs.
+
+use std::{collections::HashMap, time::Duration};
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use uuid::Uuid;
+
+use crate::{
+    accounts::{Accounts, User},
+    db::Db,
+    doctors::{self, Doctor},
+    graphql::error::LoadError,
+    mappings::{self, Mapping},
+    patients::{self, Patient},
+    viewer::Viewer,
+};
+
+type LoadResult<V> = Result<HashMap<Uuid, V>, LoadError>;
+
+pub struct Loaders {
+    pub users: DataLoader<UserById>,
+    pub patients: DataLoader<PatientById>,
+    pub doctors: DataLoader<DoctorById>,
+    pub doctors_by_patient: DataLoader<DoctorsByPatient>,
+    pub mappings_by_patient: DataLoader<MappingsByPatient>,
+    pub patients_by_doctor: DataLoader<PatientsByDoctor>,
+    pub mappings_by_doctor: DataLoader<MappingsByDoctor>,
+}
+
+fn loader<T: Send + Sync + 'static>(inner: T) -> DataLoader<T> {
+    DataLoader::new(inner, tokio::spawn).delay(Duration::ZERO)
+}
+
+impl Loaders {
+    pub fn new(db: &Db, accounts: &Accounts, viewer: &Viewer) -> Self {
+        let scoped = || Scoped {
+            db: db.clone(),
+            viewer: viewer.clone(),
+        };
+        Self {
+            users: loader(UserById(accounts.clone())),
+            patients: loader(PatientById(scoped())),
+            doctors: loader(DoctorById(db.clone())),
+            doctors_by_patient: loader(DoctorsByPatient(scoped())),
+            mappings_by_patient: loader(MappingsByPatient(scoped())),
+            patients_by_doctor: loader(PatientsByDoctor(scoped())),
+            mappings_by_doctor: loader(MappingsByDoctor(scoped())),
+        }
+    }
+}
+
+/// The database and the viewer whose access rule a loader applies.
+pub struct Scoped {
+    db: Db,
+    viewer: Viewer,
+}
+
+pub struct UserById(Accounts);
+pub struct PatientById(Scoped);
+pub struct DoctorById(Db);
+pub struct DoctorsByPatient(Scoped);
+pub struct MappingsByPatient(Scoped);
+pub struct PatientsByDoctor(Scoped);
+pub struct MappingsByDoctor(Scoped);
+
+impl Loader<Uuid> for UserById {
+    type Value = User;
+    type Error = LoadError;
+    async fn load(&self, ids: &[Uuid]) -> LoadResult<User> {
+        self.0.by_ids(ids).await.map_err(LoadError::from)
+    }
+}
+
+impl Loader<Uuid> for PatientById {
+    type Value = Patient;
+    type Error = LoadError;
+    async fn load(&self, ids: &[Uuid]) -> LoadResult<Patient> {
+        patients::by_ids(&self.0.db, &self.0.viewer, ids)
+            .await
+            .map_err(LoadError::from)
+    }
+}
+
+impl Loader<Uuid> for DoctorById {
+    type Value = Doctor;
+    type Error = LoadError;
+    async fn load(&self, ids: &[Uuid]) -> LoadResult<Doctor> {
+        doctors::by_ids(&self.0, ids).await.map_err(LoadError::from)
+    }
+}
+
+impl Loader<Uuid> for DoctorsByPatient {
+    type Value = Vec<Doctor>;
+    type Error = LoadError;
+    async fn load(&self, ids: &[Uuid]) -> LoadResult<Vec<Doctor>> {
+        doctors::of_patients(&self.0.db, &self.0.viewer, ids)
+            .await
+            .map_err(LoadError::from)
+    }
+}
+
+impl Loader<Uuid> for MappingsByPatient {
+    type Value = Vec<Mapping>;
+    type Error = LoadError;
+    async fn load(&self, ids: &[Uuid]) -> LoadResult<Vec<Mapping>> {
+        mappings::of_patients(&self.0.db, &self.0.viewer, ids)
+            .await
+            .map_err(LoadError::from)
+    }
+}
+
+impl Loader<Uuid> for PatientsByDoctor {
+    type Value = Vec<Patient>;
+    type Error = LoadError;
+    async fn load(&self, ids: &[Uuid]) -> LoadResult<Vec<Patient>> {
+        patients::of_doctors(&self.0.db, &self.0.viewer, ids)
+            .await
+            .map_err(LoadError::from)
+    }
+}
+
+impl Loader<Uuid> for MappingsByDoctor {
+    type Value = Vec<Mapping>;
+    type Error = LoadError;
+    async fn load(&self, ids: &[Uuid]) -> LoadResult<Vec<Mapping>> {
+        mappings::of_doctors(&self.0.db, &self.0.viewer, ids)
+            .await
+            .map_err(LoadError::from)
+    }
+}

@@ -1,0 +1,133 @@
+//! Assignments of doctors to patients. The viewer must be able to see the
+//! patient; the doctor must exist; a pair is assigned at most once (the
+//! database's unique constraint has the last word).
+
+use std::collections::HashMap;
+
+use diesel_async::AsyncConnection as _;
+use uuid::Uuid;
+
+use crate::{
+    audit::{self, Action, EntityType, Event},
+    db::{
+        Db, doctors as doctor_store,
+        mappings::{self as store, MappingRow, PAIR_KEY},
+        patients as patient_store,
+    },
+    error::{AppError, AppResult, OnConstraint as _},
+    paging::{Cursor, Limit, Page},
+    viewer::Viewer,
+};
+
+pub type Mapping = MappingRow;
+
+pub async fn assign(db: &Db, viewer: &Viewer, patient_id: Uuid, doctor_id: Uuid) -> AppResult<Mapping> {
+    let mut conn = db.conn().await?;
+    conn.transaction(async |tx| {
+        // Locked so that neither can be deleted before this commits.
+        if !patient_store::lock_visible(tx, viewer, patient_id).await? {
+            return Err(AppError::NotFound);
+        }
+        if !doctor_store::lock_shared(tx, doctor_id).await? {
+            return Err(AppError::NotFound);
+        }
+        let row = store::insert(tx, patient_id, doctor_id, viewer.user_id)
+            .await
+            .on_unique(
+                PAIR_KEY,
+                AppError::Conflict {
+                    field: None,
+                    message: "this doctor is already assigned to this patient",
+                },
+            )?;
+        audit::record(
+            tx,
+            &[Event::by(viewer, Action::MappingCreated, EntityType::Mapping, row.id)],
+        )
+        .await?;
+        Ok(row)
+    })
+    .await
+}
+
+pub async fn remove(db: &Db, viewer: &Viewer, id: Uuid) -> AppResult<Mapping> {
+    let mut conn = db.conn().await?;
+    conn.transaction(async |tx| {
+        let row = store::delete_visible(tx, viewer, id).await?.ok_or(AppError::NotFound)?;
+        audit::record(
+            tx,
+            &[Event::by(viewer, Action::MappingDeleted, EntityType::Mapping, id)],
+        )
+        .await?;
+        Ok(row)
+    })
+    .await
+}
+
+pub async fn get(db: &Db, viewer: &Viewer, id: Uuid) -> AppResult<Option<Mapping>> {
+    let mut conn = db.conn().await?;
+    Ok(store::find_visible(&mut conn, viewer, id).await?)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MappingQuery {
+    pub patient_id: Option<Uuid>,
+    pub doctor_id: Option<Uuid>,
+}
+
+/// Assignments whose patient the viewer may see, newest first.
+pub async fn list(
+    db: &Db,
+    viewer: &Viewer,
+    query: &MappingQuery,
+    limit: Limit,
+    after: Option<Cursor>,
+) -> AppResult<Page<Mapping>> {
+    let mut conn = db.conn().await?;
+    let rows = store::list_page(
+        &mut conn,
+        viewer,
+        query.patient_id,
+        query.doctor_id,
+        after.as_ref(),
+        limit.get() + 1,
+    )
+    .await?;
+    Ok(Page::from_rows(rows, limit, after.is_some(), |m| {
+        Cursor::CreatedAt(m.created_at, m.id)
+    }))
+}
+
+pub async fn count(db: &Db, viewer: &Viewer, query: &MappingQuery) -> AppResult<i64> {
+    let mut conn = db.conn().await?;
+    Ok(store::count(&mut conn, viewer, query.patient_id, query.doctor_id).await?)
+}
+
+pub async fn by_ids(db: &Db, viewer: &Viewer, ids: &[Uuid]) -> AppResult<HashMap<Uuid, Mapping>> {
+    let mut conn = db.conn().await?;
+    Ok(store::by_ids_visible(&mut conn, viewer, ids)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect())
+}
+
+fn grouped(rows: Vec<MappingRow>, key: impl Fn(&MappingRow) -> Uuid) -> HashMap<Uuid, Vec<Mapping>> {
+    let mut out: HashMap<Uuid, Vec<Mapping>> = HashMap::new();
+    for row in rows {
+        out.entry(key(&row)).or_default().push(row);
+    }
+    out
+}
+
+pub async fn of_patients(db: &Db, viewer: &Viewer, patient_ids: &[Uuid]) -> AppResult<HashMap<Uuid, Vec<Mapping>>> {
+    let mut conn = db.conn().await?;
+    let rows = store::of_patients_visible(&mut conn, viewer, patient_ids).await?;
+    Ok(grouped(rows, |m| m.patient_id))
+}
+
+pub async fn of_doctors(db: &Db, viewer: &Viewer, doctor_ids: &[Uuid]) -> AppResult<HashMap<Uuid, Vec<Mapping>>> {
+    let mut conn = db.conn().await?;
+    let rows = store::of_doctors_visible(&mut conn, viewer, doctor_ids).await?;
+    Ok(grouped(rows, |m| m.doctor_id))
+}

@@ -1,0 +1,319 @@
+//! Patients: private records, visible to and changeable by their creator and
+//! admins only. Each change and each single-record read leaves an audit event
+//! in the same transaction.
+
+pub mod access;
+
+use std::{collections::HashMap, fmt};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel_async::AsyncConnection as _;
+use uuid::Uuid;
+
+use crate::{
+    audit::{self, Action, EntityType, Event},
+    db::{
+        Db, mappings as mapping_store,
+        patients::{self as store, NewPatientRow, PatientChanges, PatientRow},
+    },
+    error::{AppError, AppResult},
+    input::{self, Change, Email, PersonName, Phone, SearchTerm},
+    paging::{Cursor, Limit, Order, Page, SortField},
+    viewer::Viewer,
+};
+
+pub const ADDRESS_MAX: usize = 1000;
+pub const MEDICAL_HISTORY_MAX: usize = 20_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gender {
+    Female,
+    Male,
+    Other,
+    Unknown,
+}
+
+impl Gender {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Female => "FEMALE",
+            Self::Male => "MALE",
+            Self::Other => "OTHER",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+
+    fn from_db(s: &str) -> Self {
+        match s {
+            "FEMALE" => Self::Female,
+            "MALE" => Self::Male,
+            "OTHER" => Self::Other,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Patient {
+    pub id: Uuid,
+    pub name: String,
+    pub date_of_birth: Option<NaiveDate>,
+    pub gender: Gender,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+    pub medical_history: Option<String>,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for Patient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Patient").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl From<PatientRow> for Patient {
+    fn from(r: PatientRow) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            date_of_birth: r.date_of_birth,
+            gender: Gender::from_db(&r.gender),
+            email: r.email,
+            phone: r.phone,
+            address: r.address,
+            medical_history: r.medical_history,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// A new patient as a transport received it.
+#[derive(Default)]
+pub struct CreatePatient {
+    pub name: String,
+    pub date_of_birth: Option<NaiveDate>,
+    pub gender: Option<Gender>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+    pub medical_history: Option<String>,
+}
+
+/// Changes as a transport received them: absent = keep, null = clear.
+#[derive(Default)]
+pub struct UpdatePatient {
+    pub name: Change<String>,
+    pub date_of_birth: Change<NaiveDate>,
+    pub gender: Change<Gender>,
+    pub email: Change<String>,
+    pub phone: Change<String>,
+    pub address: Change<String>,
+    pub medical_history: Change<String>,
+}
+
+fn optional_email(raw: Option<String>) -> AppResult<Option<String>> {
+    raw.filter(|s| !s.trim().is_empty())
+        .map(|s| Email::parse("email", &s).map(Email::into_inner))
+        .transpose()
+}
+
+fn optional_phone(raw: Option<String>) -> AppResult<Option<String>> {
+    raw.filter(|s| !s.trim().is_empty())
+        .map(|s| Phone::parse("phone", &s).map(Phone::into_inner))
+        .transpose()
+}
+
+/// A text change where an empty value clears the field.
+fn text_change(
+    change: Change<String>,
+    parse: impl FnOnce(String) -> AppResult<Option<String>>,
+) -> AppResult<Option<Option<String>>> {
+    Ok(match change {
+        Change::Keep => None,
+        Change::Clear => Some(None),
+        Change::Set(raw) => Some(parse(raw)?),
+    })
+}
+
+impl CreatePatient {
+    fn parse(self, viewer: &Viewer) -> AppResult<NewPatientRow> {
+        Ok(NewPatientRow {
+            name: PersonName::parse("name", &self.name)?.into_inner(),
+            date_of_birth: self
+                .date_of_birth
+                .map(|d| input::birth_date("dateOfBirth", d))
+                .transpose()?,
+            gender: self.gender.unwrap_or(Gender::Unknown).as_str(),
+            email: optional_email(self.email)?,
+            phone: optional_phone(self.phone)?,
+            address: self
+                .address
+                .map(|s| input::optional_text("address", &s, ADDRESS_MAX))
+                .transpose()?
+                .flatten(),
+            medical_history: self
+                .medical_history
+                .map(|s| input::optional_text("medicalHistory", &s, MEDICAL_HISTORY_MAX))
+                .transpose()?
+                .flatten(),
+            created_by: viewer.user_id,
+        })
+    }
+}
+
+impl UpdatePatient {
+    /// Only here is it known that a name and a gender cannot be cleared.
+    fn parse(self) -> AppResult<PatientChanges> {
+        Ok(PatientChanges {
+            name: match self.name {
+                Change::Keep => None,
+                Change::Clear => return Err(AppError::bad_input("name", "cannot be cleared")),
+                Change::Set(raw) => Some(PersonName::parse("name", &raw)?.into_inner()),
+            },
+            date_of_birth: self
+                .date_of_birth
+                .try_map(|d| input::birth_date("dateOfBirth", d))?
+                .into_column(),
+            gender: match self.gender {
+                Change::Keep => None,
+                Change::Clear => return Err(AppError::bad_input("gender", "cannot be cleared")),
+                Change::Set(g) => Some(g.as_str()),
+            },
+            email: text_change(self.email, |s| optional_email(Some(s)))?,
+            phone: text_change(self.phone, |s| optional_phone(Some(s)))?,
+            address: text_change(self.address, |s| input::optional_text("address", &s, ADDRESS_MAX))?,
+            medical_history: text_change(self.medical_history, |s| {
+                input::optional_text("medicalHistory", &s, MEDICAL_HISTORY_MAX)
+            })?,
+            updated_at: Utc::now(),
+        })
+    }
+}
+
+pub async fn create(db: &Db, viewer: &Viewer, input: CreatePatient) -> AppResult<Patient> {
+    let new = input.parse(viewer)?;
+    let mut conn = db.conn().await?;
+    conn.transaction(async |tx| {
+        let row = store::insert(tx, new).await?;
+        audit::record(
+            tx,
+            &[Event::by(viewer, Action::PatientCreated, EntityType::Patient, row.id)],
+        )
+        .await?;
+        Ok(row.into())
+    })
+    .await
+}
+
+/// The patient, if the viewer may see it; the read is audited.
+pub async fn get(db: &Db, viewer: &Viewer, id: Uuid) -> AppResult<Option<Patient>> {
+    let mut conn = db.conn().await?;
+    conn.transaction(async |tx| {
+        let Some(row) = store::find_visible(tx, viewer, id).await? else {
+            return Ok(None);
+        };
+        audit::record(tx, &[Event::by(viewer, Action::PatientRead, EntityType::Patient, id)]).await?;
+        Ok(Some(row.into()))
+    })
+    .await
+}
+
+pub async fn update(db: &Db, viewer: &Viewer, id: Uuid, input: UpdatePatient) -> AppResult<Patient> {
+    let changes = input.parse()?;
+    let mut conn = db.conn().await?;
+    conn.transaction(async |tx| {
+        let row = store::update_visible(tx, viewer, id, changes)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        audit::record(
+            tx,
+            &[Event::by(viewer, Action::PatientUpdated, EntityType::Patient, id)],
+        )
+        .await?;
+        Ok(row.into())
+    })
+    .await
+}
+
+/// Deletes the patient and its assignments (each audited) in one transaction.
+pub async fn delete(db: &Db, viewer: &Viewer, id: Uuid) -> AppResult<Uuid> {
+    let mut conn = db.conn().await?;
+    conn.transaction(async |tx| {
+        if !store::lock_visible(tx, viewer, id).await? {
+            return Err(AppError::NotFound);
+        }
+        let removed = mapping_store::delete_of_patient(tx, id).await?;
+        store::delete_visible(tx, viewer, id).await?.ok_or(AppError::NotFound)?;
+        let mut events: Vec<Event<'_>> = removed
+            .iter()
+            .map(|m| Event::by(viewer, Action::MappingDeleted, EntityType::Mapping, m.id))
+            .collect();
+        events.push(Event::by(viewer, Action::PatientDeleted, EntityType::Patient, id));
+        audit::record(tx, &events).await?;
+        Ok(id)
+    })
+    .await
+}
+
+/// A page of the viewer's patients (everyone's for admins).
+#[derive(Debug, Clone)]
+pub struct PatientQuery {
+    pub search: Option<SearchTerm>,
+    pub order: Order,
+}
+
+pub async fn list(
+    db: &Db,
+    viewer: &Viewer,
+    query: &PatientQuery,
+    limit: Limit,
+    after: Option<Cursor>,
+) -> AppResult<Page<Patient>> {
+    let pattern = query.search.as_ref().map(SearchTerm::pattern);
+    let mut conn = db.conn().await?;
+    let rows = store::list_page(
+        &mut conn,
+        viewer,
+        pattern.as_deref(),
+        query.order,
+        after.as_ref(),
+        limit.get() + 1,
+    )
+    .await?;
+    let field = query.order.field;
+    Ok(Page::from_rows(rows, limit, after.is_some(), |r| match field {
+        SortField::Name => Cursor::Name(r.name.clone(), r.id),
+        SortField::CreatedAt => Cursor::CreatedAt(r.created_at, r.id),
+    })
+    .map(Patient::from))
+}
+
+pub async fn count(db: &Db, viewer: &Viewer, query: &PatientQuery) -> AppResult<i64> {
+    let pattern = query.search.as_ref().map(SearchTerm::pattern);
+    let mut conn = db.conn().await?;
+    Ok(store::count(&mut conn, viewer, pattern.as_deref()).await?)
+}
+
+/// The visible patients among `ids` (for loaders; not audited as reads of
+/// single records).
+pub async fn by_ids(db: &Db, viewer: &Viewer, ids: &[Uuid]) -> AppResult<HashMap<Uuid, Patient>> {
+    let mut conn = db.conn().await?;
+    let rows = store::by_ids_visible(&mut conn, viewer, ids).await?;
+    Ok(rows.into_iter().map(|r| (r.id, Patient::from(r))).collect())
+}
+
+/// The visible patients of each doctor.
+pub async fn of_doctors(db: &Db, viewer: &Viewer, doctor_ids: &[Uuid]) -> AppResult<HashMap<Uuid, Vec<Patient>>> {
+    let mut conn = db.conn().await?;
+    let rows = store::of_doctors_visible(&mut conn, viewer, doctor_ids).await?;
+    let mut out: HashMap<Uuid, Vec<Patient>> = HashMap::new();
+    for (doctor, row) in rows {
+        out.entry(doctor).or_default().push(row.into());
+    }
+    Ok(out)
+}
