@@ -52,25 +52,31 @@ pub fn classify(errors: &mut [ServerError]) {
 }
 
 /// The argument or input field an async-graphql message is about, such as
-/// `input.email` in `Invalid value for argument "input.email", ...`.
+/// `input.email` in `Invalid value for argument "input.email", ...` or
+/// `input.name` in `... argument "input", field "name" of type ... is required`:
+/// the quoted names that follow `argument`, `field` or `for`, or that start
+/// with `$` (a variable), joined with dots. Type names are left out.
 fn offending_field(message: &str) -> Option<String> {
-    const MARKERS: [&str; 4] = ["argument \"", "field \"", "Variable \"$", "variable \"$"];
-    let (start, marker) = MARKERS
-        .iter()
-        .filter_map(|m| message.find(m).map(|i| (i, *m)))
-        .min_by_key(|(i, _)| *i)?;
-    let rest = &message[start + marker.len()..];
-    let name = &rest[..rest.find('"')?];
-    // "Variable "$input" got invalid value for "password"": prefer the deeper name.
-    let deeper = rest
-        .find(" for \"")
-        .map(|i| &rest[i + 6..])
-        .and_then(|r| r.find('"').map(|end| &r[..end]));
-    let field = match deeper {
-        Some(inner) if !inner.is_empty() => format!("{name}.{inner}"),
-        _ => name.to_owned(),
-    };
-    (!field.is_empty()).then_some(field)
+    let mut names: Vec<&str> = Vec::new();
+    let mut rest = message;
+    while let Some(open) = rest.find('"') {
+        let before = rest[..open].trim_end();
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('"') else { break };
+        let quoted = &after[..close];
+        let keyword = before
+            .rsplit(|c: char| c.is_whitespace() || c == ',')
+            .next()
+            .unwrap_or("");
+        if let Some(variable) = quoted.strip_prefix('$') {
+            names.push(variable);
+        } else if matches!(keyword, "argument" | "field" | "for") && !quoted.is_empty() {
+            names.push(quoted);
+        }
+        rest = &after[close + 1..];
+    }
+    names.dedup();
+    (!names.is_empty()).then(|| names.join("."))
 }
 
 #[cfg(test)]
@@ -88,6 +94,27 @@ mod tests {
             Some("foo")
         );
         assert_eq!(offending_field("syntax error").as_deref(), None);
+        assert_eq!(
+            offending_field(r#"Invalid value for argument "input", unknown field "x" of type "CreatePatientInput""#)
+                .as_deref(),
+            Some("input.x")
+        );
+        assert_eq!(
+            offending_field(
+                r#"Invalid value for argument "input", field "name" of type "String!" is required but not provided"#
+            )
+            .as_deref(),
+            Some("input.name")
+        );
+        assert_eq!(
+            offending_field(r#"Variable "$t" got invalid value 5; Expected type "String""#).as_deref(),
+            Some("t")
+        );
+        assert_eq!(
+            offending_field(r#"Failed to parse "Int": Only integers from -2147483648 to 2147483647 are accepted."#)
+                .as_deref(),
+            None
+        );
     }
 }
 

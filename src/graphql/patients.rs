@@ -90,7 +90,7 @@ impl PatientNode {
         &self.0.name
     }
     async fn date_of_birth(&self) -> Option<Date> {
-        self.0.date_of_birth.map(Date)
+        self.0.date_of_birth.map(Date::Valid)
     }
     async fn gender(&self) -> Gender {
         self.0.gender.into()
@@ -217,7 +217,7 @@ impl PatientMutations {
         let (db, viewer) = request_viewer(ctx)?;
         let input = CreatePatient {
             name: input.name,
-            date_of_birth: input.date_of_birth.map(|d| d.0),
+            date_of_birth: input.date_of_birth.map(|d| d.parse("dateOfBirth")).transpose()?,
             gender: input.gender.map(Into::into),
             email: input.email,
             phone: input.phone,
@@ -232,7 +232,7 @@ impl PatientMutations {
         let id = parse_id("id", &id)?;
         let input = UpdatePatient {
             name: types::change(input.name, |v| v),
-            date_of_birth: types::change(input.date_of_birth, |d| d.0),
+            date_of_birth: types::change(input.date_of_birth, |d| d).try_map(|d| d.parse("dateOfBirth"))?,
             gender: types::change(input.gender, Into::into),
             email: types::change(input.email, |v| v),
             phone: types::change(input.phone, |v| v),

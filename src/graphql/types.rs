@@ -65,24 +65,51 @@ impl From<accounts::User> for User {
 }
 
 /// ISO 8601 calendar date, YYYY-MM-DD.
+///
+/// A value that is not a date is kept as `Invalid` rather than refused while
+/// the input is coerced, so that the resolver can say which input field was
+/// wrong (`extensions.field`); async-graphql's own coercion error names only
+/// the input type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Date(pub chrono::NaiveDate);
+pub enum Date {
+    Valid(chrono::NaiveDate),
+    Invalid,
+}
+
+impl Date {
+    /// The date, or `BAD_USER_INPUT` naming `field`.
+    pub fn parse(self, field: &'static str) -> Result<chrono::NaiveDate, crate::error::AppError> {
+        match self {
+            Self::Valid(d) => Ok(d),
+            Self::Invalid => Err(crate::error::AppError::bad_input(
+                field,
+                "must be a date like 2026-01-31",
+            )),
+        }
+    }
+}
 
 /// ISO 8601 calendar date, YYYY-MM-DD.
 #[Scalar(name = "Date")]
 impl ScalarType for Date {
     fn parse(value: Value) -> InputValueResult<Self> {
-        match &value {
+        Ok(match &value {
             Value::String(s) if s.len() == 10 => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map(Self)
-                .map_err(|_| InputValueError::custom("expected a date like 2026-01-31")),
-            Value::String(_) => Err(InputValueError::custom("expected a date like 2026-01-31")),
-            _ => Err(InputValueError::expected_type(value)),
-        }
+                .map(Self::Valid)
+                .unwrap_or(Self::Invalid),
+            _ => Self::Invalid,
+        })
+    }
+
+    fn is_valid(_value: &Value) -> bool {
+        true
     }
 
     fn to_value(&self) -> Value {
-        Value::String(self.0.format("%Y-%m-%d").to_string())
+        match self {
+            Self::Valid(d) => Value::String(d.format("%Y-%m-%d").to_string()),
+            Self::Invalid => Value::Null,
+        }
     }
 }
 

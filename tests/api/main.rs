@@ -8,5 +8,8 @@ mod common;
 mod accounts;
 mod contract;
 mod database;
+mod doctors;
 mod embedded;
 mod http;
+mod mappings;
+mod patients;

@@ -84,6 +84,10 @@ async fn start() -> anyhow::Result<(String, Option<EmbeddedPostgres>)> {
     let mut opts = Options::throwaway(folder.join("pg"));
     opts.remove_on_exit = Some(folder.clone());
     opts.settings.push(("log_min_messages".into(), "warning".into()));
+    // Counts the statements each test database runs (see the N+1 tests).
+    opts.settings
+        .push(("shared_preload_libraries".into(), "pg_stat_statements".into()));
+    opts.settings.push(("pg_stat_statements.track".into(), "all".into()));
     let pg = EmbeddedPostgres::start(opts).await?;
     let base = strip_dbname(&pg.url("postgres"));
     prepare_template(&base).await?;
@@ -117,6 +121,9 @@ async fn prepare_template(base: &str) -> anyhow::Result<()> {
         .batch_execute(&format!("DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)"))
         .await?;
     admin.batch_execute(&format!("CREATE DATABASE {TEMPLATE}")).await?;
+    admin
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .await?;
     migrate::run(&format!("{base} dbname={TEMPLATE}")).await?;
     Ok(())
 }

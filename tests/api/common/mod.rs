@@ -241,3 +241,81 @@ pub fn chmod(path: &std::path::Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
+
+pub const PATIENT_FIELDS: &str =
+    "id name dateOfBirth gender email phone address medicalHistory createdAt updatedAt createdBy { id name }";
+
+impl TestApp {
+    /// Creates a patient as `token` and returns its id.
+    pub async fn create_patient(&self, token: &str, name: &str) -> String {
+        let resp = self
+            .gql_as(
+                token,
+                "mutation($i: CreatePatientInput!) { createPatient(input: $i) { id } }",
+                json!({ "i": { "name": name } }),
+            )
+            .await;
+        resp.assert_ok()["createPatient"]["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn create_doctor(&self, token: &str, name: &str, specialization: &str) -> String {
+        let resp = self
+            .gql_as(
+                token,
+                "mutation($i: CreateDoctorInput!) { createDoctor(input: $i) { id } }",
+                json!({ "i": { "name": name, "specialization": specialization } }),
+            )
+            .await;
+        resp.assert_ok()["createDoctor"]["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn assign(&self, token: &str, patient: &str, doctor: &str) -> Gql {
+        self.gql_as(
+            token,
+            "mutation($i: AssignDoctorInput!) { assignDoctor(input: $i) { id patient { id } doctor { id } assignedBy { id } createdAt } }",
+            json!({ "i": { "patientId": patient, "doctorId": doctor } }),
+        )
+        .await
+    }
+
+    /// Makes an admin the way operators do: with the command line's service call.
+    pub async fn admin(&self, name: &str) -> TestUser {
+        let email = format!("{name}@example.org");
+        self.state
+            .services
+            .accounts
+            .create_admin(name, &email, PASSWORD)
+            .await
+            .expect("create admin");
+        let resp = self.login(&email, PASSWORD).await;
+        let data = &resp.assert_ok()["login"];
+        TestUser {
+            id: data["user"]["id"].as_str().expect("id").to_owned(),
+            email,
+            token: data["accessToken"].as_str().expect("token").to_owned(),
+            refresh: data["refreshToken"].as_str().expect("refresh").to_owned(),
+        }
+    }
+
+    /// Statements the app's database has run so far (pg_stat_statements).
+    pub async fn statements(&self) -> i64 {
+        let dbname = self
+            .db_url
+            .split_whitespace()
+            .find_map(|p| p.strip_prefix("dbname="))
+            .expect("dbname")
+            .to_owned();
+        let admin = cluster::connect(&cluster::cluster().url("postgres"))
+            .await
+            .expect("admin");
+        admin
+            .query_one(
+                "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements s \
+                 JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1",
+                &[&dbname],
+            )
+            .await
+            .expect("pg_stat_statements")
+            .get(0)
+    }
+}
