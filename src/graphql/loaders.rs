@@ -1,7 +1,9 @@
 //! One DataLoader per relation, built per request with the viewer, so each
 //! batch's SQL carries the viewer's access rule. They call the same service
-//! functions as every other transport. No batching delay: sibling fields
-//! register their keys in one poll, before the spawned fetch runs.
+//! functions as every other transport.
+//!
+//! The fetches run in the request's own task, once it is blocked (see
+//! `batch`), so there is no batching delay and no batch is split.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -12,7 +14,7 @@ use crate::{
     accounts::{Accounts, User},
     db::Db,
     doctors::{self, Doctor},
-    graphql::error::LoadError,
+    graphql::{batch::FetchQueue, error::LoadError},
     mappings::{self, Mapping},
     patients::{self, Patient},
     viewer::Viewer,
@@ -30,24 +32,24 @@ pub struct Loaders {
     pub mappings_by_doctor: DataLoader<MappingsByDoctor>,
 }
 
-fn loader<T: Send + Sync + 'static>(inner: T) -> DataLoader<T> {
-    DataLoader::new(inner, tokio::spawn).delay(Duration::ZERO)
+fn loader<T: Send + Sync + 'static>(inner: T, queue: &FetchQueue) -> DataLoader<T> {
+    DataLoader::new(inner, queue.spawner()).delay(Duration::ZERO)
 }
 
 impl Loaders {
-    pub fn new(db: &Db, accounts: &Accounts, viewer: &Viewer) -> Self {
+    pub fn new(db: &Db, accounts: &Accounts, viewer: &Viewer, queue: &FetchQueue) -> Self {
         let scoped = || Scoped {
             db: db.clone(),
             viewer: viewer.clone(),
         };
         Self {
-            users: loader(UserById(accounts.clone())),
-            patients: loader(PatientById(scoped())),
-            doctors: loader(DoctorById(db.clone())),
-            doctors_by_patient: loader(DoctorsByPatient(scoped())),
-            mappings_by_patient: loader(MappingsByPatient(scoped())),
-            patients_by_doctor: loader(PatientsByDoctor(scoped())),
-            mappings_by_doctor: loader(MappingsByDoctor(scoped())),
+            users: loader(UserById(accounts.clone()), queue),
+            patients: loader(PatientById(scoped()), queue),
+            doctors: loader(DoctorById(db.clone()), queue),
+            doctors_by_patient: loader(DoctorsByPatient(scoped()), queue),
+            mappings_by_patient: loader(MappingsByPatient(scoped()), queue),
+            patients_by_doctor: loader(PatientsByDoctor(scoped()), queue),
+            mappings_by_doctor: loader(MappingsByDoctor(scoped()), queue),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod connection;
 
 pub mod accounts;
 pub mod audit;
+pub mod batch;
 pub mod doctors;
 pub mod error;
 pub mod loaders;
@@ -253,17 +254,18 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
         .and_then(|token| state.services.accounts.authenticate(token).ok())
         .map(|viewer| viewer.with_request_id(request_id));
     let mut batch = batch;
+    let queue = batch::FetchQueue::default();
     if let Some(viewer) = &viewer {
         // Loaders are per request: each applies this viewer's access rule.
         for request in batch.iter_mut() {
-            let loaders = loaders::Loaders::new(&state.db, &state.services.accounts, viewer);
+            let loaders = loaders::Loaders::new(&state.db, &state.services.accounts, viewer, &queue);
             request.data.insert(loaders);
         }
     }
     let batch = batch
         .data(RequestAuth(viewer))
         .data(RequestId(request_id.map(str::to_owned)));
-    let mut response = state.schema.execute_batch(batch).await;
+    let mut response = batch::run(queue, state.schema.execute_batch(batch)).await;
     match &mut response {
         BatchResponse::Single(r) => error::classify(&mut r.errors),
         BatchResponse::Batch(list) => list.iter_mut().for_each(|r| error::classify(&mut r.errors)),

@@ -6,10 +6,13 @@
 mod common;
 
 mod accounts;
+mod audit;
 mod contract;
 mod database;
 mod doctors;
 mod embedded;
 mod http;
 mod mappings;
+mod nplusone;
+mod paging;
 mod patients;

@@ -297,6 +297,30 @@ impl TestApp {
         }
     }
 
+    /// Each statement the app's database has run, with how many times.
+    pub async fn statement_calls(&self) -> Vec<(String, i64)> {
+        let dbname = self
+            .db_url
+            .split_whitespace()
+            .find_map(|p| p.strip_prefix("dbname="))
+            .expect("dbname")
+            .to_owned();
+        let admin = cluster::connect(&cluster::cluster().url("postgres"))
+            .await
+            .expect("admin");
+        admin
+            .query(
+                "SELECT s.query, s.calls FROM pg_stat_statements s \
+                 JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1 ORDER BY s.query",
+                &[&dbname],
+            )
+            .await
+            .expect("pg_stat_statements")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+
     /// Statements the app's database has run so far (pg_stat_statements).
     pub async fn statements(&self) -> i64 {
         let dbname = self

@@ -1,0 +1,347 @@
+//! The audit trail: one event per audited action, none for a refused one,
+//! read by admins only, and append-only even for SQL.
+
+use serde_json::{Value, json};
+
+use crate::common::{LOGIN, PASSWORD, TestApp, cluster};
+
+const EVENTS: &str = "query($actor: ID, $entity: ID, $action: AuditAction, $first: Int) { auditEvents(actorId: $actor, entityId: $entity, action: $action, first: $first) { totalCount nodes { id at action entityType entityId requestId actor { id email } } } }";
+
+/// Sends `query` as `token` with an `X-Request-Id`, and returns the body.
+async fn with_request_id(app: &TestApp, token: Option<&str>, request_id: &str, query: &str, vars: Value) -> Value {
+    let mut req = app
+        .client
+        .post(app.url("/graphql"))
+        .header("x-request-id", request_id)
+        .json(&json!({ "query": query, "variables": vars }));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    req.send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_audited_action_leaves_exactly_one_event() {
+    let app = TestApp::spawn().await;
+    let root = app.admin("root").await;
+    let register = json!({ "input": { "name": "Ann", "email": "ann@example.org", "password": PASSWORD } });
+    let body = with_request_id(&app, None, "req-register", crate::common::REGISTER, register).await;
+    let ann_id = body["data"]["register"]["user"]["id"].as_str().unwrap().to_owned();
+    let body = with_request_id(
+        &app,
+        None,
+        "req-login",
+        LOGIN,
+        json!({ "input": { "email": "ann@example.org", "password": PASSWORD } }),
+    )
+    .await;
+    let token = body["data"]["login"]["accessToken"].as_str().unwrap().to_owned();
+    with_request_id(
+        &app,
+        None,
+        "req-login-bad",
+        LOGIN,
+        json!({ "input": { "email": "ann@example.org", "password": "wrong-password" } }),
+    )
+    .await;
+    with_request_id(
+        &app,
+        None,
+        "req-login-unknown",
+        LOGIN,
+        json!({ "input": { "email": "nobody@example.org", "password": "wrong-password" } }),
+    )
+    .await;
+    let t = Some(token.as_str());
+    let body = with_request_id(
+        &app,
+        t,
+        "req-p-create",
+        "mutation { createPatient(input: {name: \"Pat\"}) { id } }",
+        json!({}),
+    )
+    .await;
+    let patient = body["data"]["createPatient"]["id"].as_str().unwrap().to_owned();
+    with_request_id(
+        &app,
+        t,
+        "req-p-read",
+        "query($id: ID!) { patient(id: $id) { id } }",
+        json!({ "id": patient }),
+    )
+    .await;
+    // Lists are not single-record reads.
+    with_request_id(&app, t, "req-p-list", "{ patients { nodes { id } } }", json!({})).await;
+    with_request_id(
+        &app,
+        t,
+        "req-p-update",
+        "mutation($id: ID!) { updatePatient(id: $id, input: {name: \"Pat 2\"}) { id } }",
+        json!({ "id": patient }),
+    )
+    .await;
+    let body = with_request_id(
+        &app,
+        t,
+        "req-d-create",
+        "mutation { createDoctor(input: {name: \"Dr\", specialization: \"GP\"}) { id } }",
+        json!({}),
+    )
+    .await;
+    let doctor = body["data"]["createDoctor"]["id"].as_str().unwrap().to_owned();
+    with_request_id(
+        &app,
+        t,
+        "req-d-update",
+        "mutation($id: ID!) { updateDoctor(id: $id, input: {name: \"Dr 2\"}) { id } }",
+        json!({ "id": doctor }),
+    )
+    .await;
+    let body = with_request_id(
+        &app,
+        t,
+        "req-m-create",
+        "mutation($p: ID!, $d: ID!) { assignDoctor(input: {patientId: $p, doctorId: $d}) { id } }",
+        json!({ "p": patient, "d": doctor }),
+    )
+    .await;
+    let mapping = body["data"]["assignDoctor"]["id"].as_str().unwrap().to_owned();
+    with_request_id(
+        &app,
+        t,
+        "req-m-delete",
+        "mutation($id: ID!) { removeMapping(id: $id) }",
+        json!({ "id": mapping }),
+    )
+    .await;
+    with_request_id(
+        &app,
+        t,
+        "req-p-delete",
+        "mutation($id: ID!) { deletePatient(id: $id) }",
+        json!({ "id": patient }),
+    )
+    .await;
+    with_request_id(
+        &app,
+        t,
+        "req-d-delete",
+        "mutation($id: ID!) { deleteDoctor(id: $id) }",
+        json!({ "id": doctor }),
+    )
+    .await;
+
+    let expected = [
+        (
+            "req-register",
+            "REGISTER",
+            "USER",
+            Some(ann_id.as_str()),
+            Some(ann_id.as_str()),
+        ),
+        (
+            "req-login",
+            "LOGIN_SUCCEEDED",
+            "USER",
+            Some(ann_id.as_str()),
+            Some(ann_id.as_str()),
+        ),
+        (
+            "req-login-bad",
+            "LOGIN_FAILED",
+            "USER",
+            Some(ann_id.as_str()),
+            Some(ann_id.as_str()),
+        ),
+        ("req-login-unknown", "LOGIN_FAILED", "USER", None, None),
+        (
+            "req-p-create",
+            "PATIENT_CREATED",
+            "PATIENT",
+            Some(ann_id.as_str()),
+            Some(patient.as_str()),
+        ),
+        (
+            "req-p-read",
+            "PATIENT_READ",
+            "PATIENT",
+            Some(ann_id.as_str()),
+            Some(patient.as_str()),
+        ),
+        (
+            "req-p-update",
+            "PATIENT_UPDATED",
+            "PATIENT",
+            Some(ann_id.as_str()),
+            Some(patient.as_str()),
+        ),
+        (
+            "req-d-create",
+            "DOCTOR_CREATED",
+            "DOCTOR",
+            Some(ann_id.as_str()),
+            Some(doctor.as_str()),
+        ),
+        (
+            "req-d-update",
+            "DOCTOR_UPDATED",
+            "DOCTOR",
+            Some(ann_id.as_str()),
+            Some(doctor.as_str()),
+        ),
+        (
+            "req-m-create",
+            "MAPPING_CREATED",
+            "MAPPING",
+            Some(ann_id.as_str()),
+            Some(mapping.as_str()),
+        ),
+        (
+            "req-m-delete",
+            "MAPPING_DELETED",
+            "MAPPING",
+            Some(ann_id.as_str()),
+            Some(mapping.as_str()),
+        ),
+        (
+            "req-p-delete",
+            "PATIENT_DELETED",
+            "PATIENT",
+            Some(ann_id.as_str()),
+            Some(patient.as_str()),
+        ),
+        (
+            "req-d-delete",
+            "DOCTOR_DELETED",
+            "DOCTOR",
+            Some(ann_id.as_str()),
+            Some(doctor.as_str()),
+        ),
+    ];
+    let resp = app.gql_as(&root.token, EVENTS, json!({ "first": 100 })).await;
+    let nodes = resp.assert_ok()["auditEvents"]["nodes"].as_array().unwrap().clone();
+    // The admin's own login is there too; everything else is one event per request.
+    let ours: Vec<&Value> = nodes
+        .iter()
+        .filter(|n| n["requestId"].as_str().is_some_and(|r| r.starts_with("req-")))
+        .collect();
+    assert_eq!(ours.len(), expected.len(), "{nodes:#?}");
+    // Newest first.
+    let ids: Vec<i64> = nodes
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]));
+    for (request, action, entity_type, actor, entity) in expected {
+        let matching: Vec<&&Value> = ours.iter().filter(|n| n["requestId"] == request).collect();
+        assert_eq!(matching.len(), 1, "{request}");
+        let e = matching[0];
+        assert_eq!(e["action"], action, "{request}");
+        assert_eq!(e["entityType"], entity_type, "{request}");
+        assert_eq!(e["actor"]["id"].as_str(), actor, "{request}");
+        assert_eq!(e["entityId"].as_str(), entity, "{request}");
+    }
+    // Filters.
+    let by_action = app
+        .gql_as(&root.token, EVENTS, json!({ "action": "LOGIN_FAILED" }))
+        .await;
+    assert_eq!(by_action.assert_ok()["auditEvents"]["totalCount"], 2);
+    let by_entity = app.gql_as(&root.token, EVENTS, json!({ "entity": patient })).await;
+    assert_eq!(by_entity.assert_ok()["auditEvents"]["totalCount"], 4);
+    let by_actor = app.gql_as(&root.token, EVENTS, json!({ "actor": root.id })).await;
+    assert_eq!(by_actor.assert_ok()["auditEvents"]["totalCount"], 1);
+    let bad = app.gql_as(&root.token, EVENTS, json!({ "actor": "nope" })).await;
+    assert_eq!(bad.field(), Some("actorId"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_changes_leave_no_event() {
+    let app = TestApp::spawn().await;
+    let (alice, bob) = (app.signup("alice").await, app.signup("bob").await);
+    let patient = app.create_patient(&alice.token, "Pat").await;
+    let doctor = app.create_doctor(&alice.token, "Dr", "GP").await;
+    let before = app.count("SELECT count(*) FROM audit_events").await;
+    let attempts = [
+        (
+            "mutation($id: ID!) { updatePatient(id: $id, input: {name: \"X\"}) { id } }",
+            json!({ "id": patient }),
+            &bob.token,
+        ),
+        (
+            "mutation($id: ID!) { deletePatient(id: $id) }",
+            json!({ "id": patient }),
+            &bob.token,
+        ),
+        (
+            "query($id: ID!) { patient(id: $id) { id } }",
+            json!({ "id": patient }),
+            &bob.token,
+        ),
+        (
+            "mutation($id: ID!) { updateDoctor(id: $id, input: {name: \"X\"}) { id } }",
+            json!({ "id": doctor }),
+            &bob.token,
+        ),
+        (
+            "mutation($id: ID!) { deleteDoctor(id: $id) }",
+            json!({ "id": doctor }),
+            &bob.token,
+        ),
+        (
+            "mutation($id: ID!) { updatePatient(id: $id, input: {name: \"\"}) { id } }",
+            json!({ "id": patient }),
+            &alice.token,
+        ),
+        (
+            "mutation { createPatient(input: {name: \"\"}) { id } }",
+            json!({}),
+            &alice.token,
+        ),
+        (
+            "mutation { createDoctor(input: {name: \"Dr\", specialization: \"\"}) { id } }",
+            json!({}),
+            &alice.token,
+        ),
+    ];
+    for (query, vars, token) in attempts {
+        let resp = app.gql_as(token, query, vars).await;
+        // A refused change is an error, a refused read is null: neither is audited.
+        assert!(
+            resp.body.get("errors").is_some() || resp.data()["patient"].is_null(),
+            "{query}"
+        );
+    }
+    app.assign(&alice.token, &patient, &doctor).await.assert_ok();
+    app.assign(&alice.token, &patient, &doctor)
+        .await
+        .assert_code("CONFLICT");
+    let after = app.count("SELECT count(*) FROM audit_events").await;
+    assert_eq!(after, before + 1, "only the one successful assignment");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_admins_read_the_trail() {
+    let app = TestApp::spawn().await;
+    let ann = app.signup("ann").await;
+    let resp = app.gql_as(&ann.token, EVENTS, json!({})).await;
+    resp.assert_code("FORBIDDEN");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trail_refuses_updates_and_deletes_even_in_sql() {
+    let app = TestApp::spawn().await;
+    app.signup("ann").await;
+    let client = cluster::connect(&app.db_url).await.unwrap();
+    for sql in [
+        "UPDATE audit_events SET action = 'LOGIN_FAILED'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+    ] {
+        let err = client.batch_execute(sql).await.expect_err(sql);
+        assert!(
+            err.to_string().contains("append-only") || format!("{err:?}").contains("append-only"),
+            "{sql}: {err:?}"
+        );
+    }
+    assert_eq!(app.count("SELECT count(*) FROM audit_events").await, 1);
+}

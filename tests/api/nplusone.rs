@@ -1,0 +1,59 @@
+//! No N+1: the nested read costs the same number of SQL statements (counted
+//! by PostgreSQL's pg_stat_statements) for 5 patients as for 50.
+
+use serde_json::json;
+
+use crate::common::TestApp;
+
+pub const NESTED: &str = "query($n: Int) { patients(first: $n) { nodes { createdBy { name } doctors { name createdBy { name } } mappings { doctor { name } assignedBy { name } } } } }";
+
+async fn statements_for(app: &TestApp, token: &str, n: usize) -> i64 {
+    // Warm up (prepared statements, pool connections), then measure.
+    app.gql_as(token, NESTED, json!({ "n": n })).await.assert_ok();
+    let before = app.statements().await;
+    let calls_before = app.statement_calls().await;
+    let resp = app.gql_as(token, NESTED, json!({ "n": n })).await;
+    let after = app.statements().await;
+    for (query, calls) in app.statement_calls().await {
+        let was = calls_before.iter().find(|(q, _)| *q == query).map_or(0, |(_, c)| *c);
+        if calls > was {
+            eprintln!("  {}x {}", calls - was, &query[..query.len().min(150)]);
+        }
+    }
+    let nodes = resp.assert_ok()["patients"]["nodes"].as_array().unwrap().clone();
+    assert_eq!(nodes.len(), n);
+    for node in &nodes {
+        assert_eq!(node["doctors"].as_array().unwrap().len(), 3);
+        assert_eq!(node["mappings"].as_array().unwrap().len(), 3);
+    }
+    // The two snapshot queries run in another database, so all of these are the app's.
+    after - before
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_reads_cost_the_same_for_5_or_50_patients() {
+    let app = TestApp::spawn().await;
+    let (ann, bob) = (app.signup("ann").await, app.signup("bob").await);
+    let mut doctors = Vec::new();
+    for i in 0..6 {
+        // Doctors made by both users, so that creators differ.
+        let owner = if i % 2 == 0 { &ann } else { &bob };
+        doctors.push(app.create_doctor(&owner.token, &format!("Dr {i}"), "General").await);
+    }
+    for i in 0..50 {
+        let p = app.create_patient(&ann.token, &format!("Patient {i}")).await;
+        for d in doctors.iter().skip(i % 3).take(3) {
+            app.assign(&ann.token, &p, d).await.assert_ok();
+        }
+    }
+    // Bob's patients exist too but never show up in Ann's read.
+    let theirs = app.create_patient(&bob.token, "Bob's").await;
+    app.assign(&bob.token, &theirs, &doctors[0]).await.assert_ok();
+
+    let five = statements_for(&app, &ann.token, 5).await;
+    let fifty = statements_for(&app, &ann.token, 50).await;
+    eprintln!("statements for the nested read: {five} (5 patients), {fifty} (50 patients)");
+    assert_eq!(five, fifty);
+    assert!(fifty <= 10, "{fifty} statements");
+    assert!(fifty >= 4, "the counter sees the app's statements ({fifty})");
+}
