@@ -167,13 +167,7 @@ impl Application {
         );
         let services = Services { accounts };
         let metrics = Arc::new(Metrics::new());
-        let schema = graphql::build_schema(
-            &services,
-            &db,
-            &config.limits,
-            config.introspection,
-            Arc::clone(&metrics),
-        );
+        let schema = graphql::build_schema(&services, &db, &config.limits, config.introspection);
         let state = AppState {
             services,
             db,

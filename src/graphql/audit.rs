@@ -119,6 +119,12 @@ impl AuditEventNode {
     }
 }
 
+impl From<AuditEvent> for AuditEventNode {
+    fn from(e: AuditEvent) -> Self {
+        Self(e)
+    }
+}
+
 pub struct AuditCount {
     db: Db,
     viewer: Viewer,

@@ -38,7 +38,7 @@ macro_rules! connection {
                     .into_iter()
                     .map(|(cursor, item)| $edge {
                         cursor: cursor.encode(),
-                        node: $node(item),
+                        node: $node::from(item),
                     })
                     .collect();
                 Self {

@@ -48,7 +48,7 @@ impl From<DoctorOrder> for Order {
 }
 
 /// A doctor in the shared directory: every signed-in user can read all doctors.
-pub struct DoctorNode(pub Doctor);
+pub struct DoctorNode(pub std::sync::Arc<Doctor>);
 
 #[Object(name = "Doctor")]
 impl DoctorNode {
@@ -83,12 +83,28 @@ impl DoctorNode {
     /// Only the patients of this doctor that the viewer may see.
     async fn patients(&self, ctx: &Context<'_>) -> Result<Vec<PatientNode>> {
         let loaded = ctx.data::<Loaders>()?.patients_by_doctor.load_one(self.0.id).await?;
-        Ok(loaded.unwrap_or_default().into_iter().map(PatientNode).collect())
+        Ok(loaded
+            .iter()
+            .flat_map(|list| list.iter())
+            .cloned()
+            .map(PatientNode)
+            .collect())
     }
     /// Only the assignments whose patient the viewer may see.
     async fn mappings(&self, ctx: &Context<'_>) -> Result<Vec<MappingNode>> {
         let loaded = ctx.data::<Loaders>()?.mappings_by_doctor.load_one(self.0.id).await?;
-        Ok(loaded.unwrap_or_default().into_iter().map(MappingNode).collect())
+        Ok(loaded
+            .iter()
+            .flat_map(|list| list.iter())
+            .cloned()
+            .map(MappingNode)
+            .collect())
+    }
+}
+
+impl From<Doctor> for DoctorNode {
+    fn from(d: Doctor) -> Self {
+        Self(std::sync::Arc::new(d))
     }
 }
 
@@ -132,7 +148,7 @@ impl DoctorQueries {
     async fn doctor(&self, ctx: &Context<'_>, id: ID) -> Result<Option<DoctorNode>> {
         let (db, _viewer) = request_viewer(ctx)?;
         let id = parse_id("id", &id)?;
-        Ok(doctors::get(db, id).await?.map(DoctorNode))
+        Ok(doctors::get(db, id).await?.map(DoctorNode::from))
     }
 
     /// All doctors. search matches name or specialization case-insensitively by substring.
@@ -176,7 +192,7 @@ impl DoctorMutations {
             phone: input.phone,
             license_number: input.license_number,
         };
-        Ok(DoctorNode(doctors::create(db, viewer, input).await?))
+        Ok(doctors::create(db, viewer, input).await?.into())
     }
 
     /// Only the doctor's creator or an admin.
@@ -190,7 +206,7 @@ impl DoctorMutations {
             phone: types::change(input.phone, |v| v),
             license_number: types::change(input.license_number, |v| v),
         };
-        Ok(DoctorNode(doctors::update(db, viewer, id, input).await?))
+        Ok(doctors::update(db, viewer, id, input).await?.into())
     }
 
     /// Only the doctor's creator or an admin. Deletes the doctor's assignments too; returns the deleted id.

@@ -5,7 +5,7 @@
 //! The fetches run in the request's own task, once it is blocked (see
 //! `batch`), so there is no batching delay and no batch is split.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use uuid::Uuid;
@@ -21,6 +21,18 @@ use crate::{
 };
 
 type LoadResult<V> = Result<HashMap<Uuid, V>, LoadError>;
+
+/// Values are shared: a loader's result is cloned for every field waiting on
+/// it, and an `Arc` clone is a counter increment rather than a deep copy.
+fn shared<T>(map: HashMap<Uuid, T>) -> HashMap<Uuid, Arc<T>> {
+    map.into_iter().map(|(k, v)| (k, Arc::new(v))).collect()
+}
+
+fn shared_lists<T>(map: HashMap<Uuid, Vec<T>>) -> HashMap<Uuid, Arc<Vec<Arc<T>>>> {
+    map.into_iter()
+        .map(|(k, v)| (k, Arc::new(v.into_iter().map(Arc::new).collect())))
+        .collect()
+}
 
 pub struct Loaders {
     pub users: DataLoader<UserById>,
@@ -69,67 +81,72 @@ pub struct PatientsByDoctor(Scoped);
 pub struct MappingsByDoctor(Scoped);
 
 impl Loader<Uuid> for UserById {
-    type Value = User;
+    type Value = Arc<User>;
     type Error = LoadError;
-    async fn load(&self, ids: &[Uuid]) -> LoadResult<User> {
-        self.0.by_ids(ids).await.map_err(LoadError::from)
+    async fn load(&self, ids: &[Uuid]) -> LoadResult<Arc<User>> {
+        self.0.by_ids(ids).await.map(shared).map_err(LoadError::from)
     }
 }
 
 impl Loader<Uuid> for PatientById {
-    type Value = Patient;
+    type Value = Arc<Patient>;
     type Error = LoadError;
-    async fn load(&self, ids: &[Uuid]) -> LoadResult<Patient> {
+    async fn load(&self, ids: &[Uuid]) -> LoadResult<Arc<Patient>> {
         patients::by_ids(&self.0.db, &self.0.viewer, ids)
             .await
+            .map(shared)
             .map_err(LoadError::from)
     }
 }
 
 impl Loader<Uuid> for DoctorById {
-    type Value = Doctor;
+    type Value = Arc<Doctor>;
     type Error = LoadError;
-    async fn load(&self, ids: &[Uuid]) -> LoadResult<Doctor> {
-        doctors::by_ids(&self.0, ids).await.map_err(LoadError::from)
+    async fn load(&self, ids: &[Uuid]) -> LoadResult<Arc<Doctor>> {
+        doctors::by_ids(&self.0, ids).await.map(shared).map_err(LoadError::from)
     }
 }
 
 impl Loader<Uuid> for DoctorsByPatient {
-    type Value = Vec<Doctor>;
+    type Value = Arc<Vec<Arc<Doctor>>>;
     type Error = LoadError;
-    async fn load(&self, ids: &[Uuid]) -> LoadResult<Vec<Doctor>> {
+    async fn load(&self, ids: &[Uuid]) -> LoadResult<Arc<Vec<Arc<Doctor>>>> {
         doctors::of_patients(&self.0.db, &self.0.viewer, ids)
             .await
+            .map(shared_lists)
             .map_err(LoadError::from)
     }
 }
 
 impl Loader<Uuid> for MappingsByPatient {
-    type Value = Vec<Mapping>;
+    type Value = Arc<Vec<Arc<Mapping>>>;
     type Error = LoadError;
-    async fn load(&self, ids: &[Uuid]) -> LoadResult<Vec<Mapping>> {
+    async fn load(&self, ids: &[Uuid]) -> LoadResult<Arc<Vec<Arc<Mapping>>>> {
         mappings::of_patients(&self.0.db, &self.0.viewer, ids)
             .await
+            .map(shared_lists)
             .map_err(LoadError::from)
     }
 }
 
 impl Loader<Uuid> for PatientsByDoctor {
-    type Value = Vec<Patient>;
+    type Value = Arc<Vec<Arc<Patient>>>;
     type Error = LoadError;
-    async fn load(&self, ids: &[Uuid]) -> LoadResult<Vec<Patient>> {
+    async fn load(&self, ids: &[Uuid]) -> LoadResult<Arc<Vec<Arc<Patient>>>> {
         patients::of_doctors(&self.0.db, &self.0.viewer, ids)
             .await
+            .map(shared_lists)
             .map_err(LoadError::from)
     }
 }
 
 impl Loader<Uuid> for MappingsByDoctor {
-    type Value = Vec<Mapping>;
+    type Value = Arc<Vec<Arc<Mapping>>>;
     type Error = LoadError;
-    async fn load(&self, ids: &[Uuid]) -> LoadResult<Vec<Mapping>> {
+    async fn load(&self, ids: &[Uuid]) -> LoadResult<Arc<Vec<Arc<Mapping>>>> {
         mappings::of_doctors(&self.0.db, &self.0.viewer, ids)
             .await
+            .map(shared_lists)
             .map_err(LoadError::from)
     }
 }

@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// A doctor assigned to a patient. A (patient, doctor) pair is assigned at most once.
-pub struct MappingNode(pub Mapping);
+pub struct MappingNode(pub std::sync::Arc<Mapping>);
 
 #[Object(name = "Mapping")]
 impl MappingNode {
@@ -39,6 +39,12 @@ impl MappingNode {
     }
     async fn created_at(&self) -> DateTime {
         DateTime(self.0.created_at)
+    }
+}
+
+impl From<Mapping> for MappingNode {
+    fn from(m: Mapping) -> Self {
+        Self(std::sync::Arc::new(m))
     }
 }
 
@@ -75,7 +81,7 @@ impl MappingQueries {
     async fn mapping(&self, ctx: &Context<'_>, id: ID) -> Result<Option<MappingNode>> {
         let (db, viewer) = request_viewer(ctx)?;
         let id = parse_id("id", &id)?;
-        Ok(mappings::get(db, viewer, id).await?.map(MappingNode))
+        Ok(mappings::get(db, viewer, id).await?.map(MappingNode::from))
     }
 
     /// Assignments whose patient the viewer may see, newest first, optionally narrowed to one patient or one doctor.
@@ -119,7 +125,7 @@ impl MappingMutations {
         let (db, viewer) = request_viewer(ctx)?;
         let patient_id = parse_id("patientId", &input.patient_id)?;
         let doctor_id = parse_id("doctorId", &input.doctor_id)?;
-        Ok(MappingNode(mappings::assign(db, viewer, patient_id, doctor_id).await?))
+        Ok(mappings::assign(db, viewer, patient_id, doctor_id).await?.into())
     }
 
     /// Removes a doctor from a patient; returns the deleted mapping id.

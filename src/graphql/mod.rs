@@ -35,7 +35,7 @@ use crate::{
     config::Limits,
     db::Db,
     error::AppError,
-    http::metrics::{GraphqlMetrics, Metrics},
+    http::metrics,
     http::{bearer_token, request_id},
     viewer::Viewer,
 };
@@ -86,7 +86,7 @@ pub fn request_viewer<'a>(ctx: &'a Context<'_>) -> Result<(&'a Db, &'a Viewer), 
 /// A user by id, through the request's loader.
 pub async fn user(ctx: &Context<'_>, id: uuid::Uuid) -> async_graphql::Result<types::User> {
     let user = ctx.data::<loaders::Loaders>()?.users.load_one(id).await?;
-    Ok(user.ok_or(AppError::NotFound)?.into())
+    Ok(types::User(user.ok_or(AppError::NotFound)?))
 }
 
 /// The schema with its limits, without any data (enough to export the SDL).
@@ -152,17 +152,12 @@ pub fn sdl() -> String {
     schema_builder(&Limits::default(), true).finish().sdl()
 }
 
-pub fn build_schema(
-    state: &crate::app::Services,
-    db: &Db,
-    limits: &Limits,
-    introspection: bool,
-    metrics: Arc<Metrics>,
-) -> ApiSchema {
+pub fn build_schema(state: &crate::app::Services, db: &Db, limits: &Limits, introspection: bool) -> ApiSchema {
+    // No extension here: async-graphql runs every field through each
+    // extension's resolve hook, which measurably slows wide reads.
     schema_builder(limits, introspection)
         .data(state.accounts.clone())
         .data(db.clone())
-        .extension(GraphqlMetrics(metrics))
         .finish()
 }
 
@@ -262,10 +257,19 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
             request.data.insert(loaders);
         }
     }
-    let batch = batch
+    let mut batch = batch
         .data(RequestAuth(viewer))
         .data(RequestId(request_id.map(str::to_owned)));
+    let kinds: Vec<&'static str> = batch
+        .iter_mut()
+        .map(|r| metrics::operation_kind(&r.query, r.operation_name.as_deref()))
+        .collect();
+    let started = std::time::Instant::now();
     let mut response = batch::run(queue, state.schema.execute_batch(batch)).await;
+    let seconds = started.elapsed().as_secs_f64();
+    for kind in kinds {
+        state.metrics.observe_graphql(kind, seconds);
+    }
     match &mut response {
         BatchResponse::Single(r) => error::classify(&mut r.errors),
         BatchResponse::Batch(list) => list.iter_mut().for_each(|r| error::classify(&mut r.errors)),

@@ -79,7 +79,7 @@ impl From<PatientOrder> for Order {
 }
 
 /// A patient record. Visible only to the user who created it and to admins.
-pub struct PatientNode(pub Patient);
+pub struct PatientNode(pub std::sync::Arc<Patient>);
 
 #[Object(name = "Patient")]
 impl PatientNode {
@@ -120,12 +120,28 @@ impl PatientNode {
     /// The doctors assigned to this patient.
     async fn doctors(&self, ctx: &Context<'_>) -> Result<Vec<DoctorNode>> {
         let loaded = ctx.data::<Loaders>()?.doctors_by_patient.load_one(self.0.id).await?;
-        Ok(loaded.unwrap_or_default().into_iter().map(DoctorNode).collect())
+        Ok(loaded
+            .iter()
+            .flat_map(|list| list.iter())
+            .cloned()
+            .map(DoctorNode)
+            .collect())
     }
     /// The assignments of this patient.
     async fn mappings(&self, ctx: &Context<'_>) -> Result<Vec<MappingNode>> {
         let loaded = ctx.data::<Loaders>()?.mappings_by_patient.load_one(self.0.id).await?;
-        Ok(loaded.unwrap_or_default().into_iter().map(MappingNode).collect())
+        Ok(loaded
+            .iter()
+            .flat_map(|list| list.iter())
+            .cloned()
+            .map(MappingNode)
+            .collect())
+    }
+}
+
+impl From<Patient> for PatientNode {
+    fn from(p: Patient) -> Self {
+        Self(std::sync::Arc::new(p))
     }
 }
 
@@ -177,7 +193,7 @@ impl PatientQueries {
     async fn patient(&self, ctx: &Context<'_>, id: ID) -> Result<Option<PatientNode>> {
         let (db, viewer) = request_viewer(ctx)?;
         let id = parse_id("id", &id)?;
-        Ok(patients::get(db, viewer, id).await?.map(PatientNode))
+        Ok(patients::get(db, viewer, id).await?.map(PatientNode::from))
     }
 
     /// The viewer's patients (all patients for admins). first is 1..100. search matches name case-insensitively by substring.
@@ -224,7 +240,7 @@ impl PatientMutations {
             address: input.address,
             medical_history: input.medical_history,
         };
-        Ok(PatientNode(patients::create(db, viewer, input).await?))
+        Ok(patients::create(db, viewer, input).await?.into())
     }
 
     async fn update_patient(&self, ctx: &Context<'_>, id: ID, input: UpdatePatientInput) -> Result<PatientNode> {
@@ -239,7 +255,7 @@ impl PatientMutations {
             address: types::change(input.address, |v| v),
             medical_history: types::change(input.medical_history, |v| v),
         };
-        Ok(PatientNode(patients::update(db, viewer, id, input).await?))
+        Ok(patients::update(db, viewer, id, input).await?.into())
     }
 
     /// Deletes the patient and its assignments; returns the deleted id.

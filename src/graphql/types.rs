@@ -1,6 +1,8 @@
 //! GraphQL object and scalar types shared by several parts of the schema.
 
-use async_graphql::{Enum, ID, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value};
+use std::sync::Arc;
+
+use async_graphql::{Enum, ID, InputValueError, InputValueResult, Object, Scalar, ScalarType, SimpleObject, Value};
 use chrono::{SecondsFormat, Utc};
 
 use crate::{accounts, paging};
@@ -42,25 +44,33 @@ impl From<accounts::Role> for Role {
     }
 }
 
-#[derive(Debug, Clone, SimpleObject)]
-pub struct User {
-    pub id: ID,
-    pub name: String,
+/// A user, shared (not copied) by every field that shows it.
+#[derive(Debug, Clone)]
+pub struct User(pub Arc<accounts::User>);
+
+#[Object(name = "User")]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
     /// Stored and compared case-insensitively; returned as the user typed it.
-    pub email: String,
-    pub role: Role,
-    pub created_at: DateTime,
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    async fn role(&self) -> Role {
+        self.0.role.into()
+    }
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
 }
 
 impl From<accounts::User> for User {
     fn from(u: accounts::User) -> Self {
-        Self {
-            id: ID(u.id.to_string()),
-            name: u.name,
-            email: u.email,
-            role: u.role.into(),
-            created_at: DateTime(u.created_at),
-        }
+        Self(Arc::new(u))
     }
 }
 

@@ -1,16 +1,6 @@
 //! `/metrics`: Prometheus text with GraphQL request counts and latencies by
 //! operation type, HTTP responses by route and status class, and pool use.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Instant,
-};
-
-use async_graphql::{
-    Response, ServerResult, Variables,
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest},
-    parser::types::{ExecutableDocument, OperationType},
-};
 use axum::{extract::State, http::header, response::IntoResponse};
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -143,50 +133,123 @@ pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Times each GraphQL operation and labels it with its type.
-pub struct GraphqlMetrics(pub Arc<Metrics>);
-
-impl ExtensionFactory for GraphqlMetrics {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(OperationTimer {
-            metrics: Arc::clone(&self.0),
-            operation: Mutex::new("invalid"),
-        })
-    }
-}
-
-struct OperationTimer {
-    metrics: Arc<Metrics>,
-    operation: Mutex<&'static str>,
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for OperationTimer {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let started = Instant::now();
-        let response = next.run(ctx).await;
-        let operation = self.operation.lock().map(|op| *op).unwrap_or("invalid");
-        self.metrics
-            .observe_operation(operation, started.elapsed().as_secs_f64());
-        response
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        let kind = document.operations.iter().next().map(|(_, op)| match op.node.ty {
-            OperationType::Query => "query",
-            OperationType::Mutation => "mutation",
-            OperationType::Subscription => "subscription",
-        });
-        if let (Some(kind), Ok(mut slot)) = (kind, self.operation.lock()) {
-            *slot = kind;
+/// The type of the operation a GraphQL document would run (`query`,
+/// `mutation`, `subscription`), found by a light scan of the document's top
+/// level rather than a second parse; `invalid` when there is none. For the
+/// metrics' labels only: execution parses the document properly.
+pub fn operation_kind(document: &str, operation_name: Option<&str>) -> &'static str {
+    let bytes = document.as_bytes();
+    let mut i = 0;
+    let mut depth = 0usize;
+    let mut first: Option<&'static str> = None;
+    let mut pending: Option<&'static str> = None;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' => {
+                let block = bytes[i..].starts_with(b"\"\"\"");
+                i += if block { 3 } else { 1 };
+                while i < bytes.len() {
+                    if block && bytes[i..].starts_with(b"\"\"\"") {
+                        i += 2;
+                        break;
+                    }
+                    if !block && bytes[i] == b'\\' {
+                        i += 1;
+                    } else if !block && bytes[i] == b'"' {
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            b'{' => {
+                if depth == 0 {
+                    // An anonymous query, or the body of a named definition.
+                    let kind = pending.take().unwrap_or("query");
+                    if kind != "fragment" && operation_name.is_none() && first.is_none() {
+                        first = Some(kind);
+                    }
+                }
+                depth += 1;
+            }
+            b'}' => depth = depth.saturating_sub(1),
+            c if depth == 0 && (c.is_ascii_alphabetic() || c == b'_') => {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                let word = &document[start..i];
+                match word {
+                    "query" | "mutation" | "subscription" | "fragment" if pending.is_none() => {
+                        pending = Some(match word {
+                            "query" => "query",
+                            "mutation" => "mutation",
+                            "subscription" => "subscription",
+                            _ => "fragment",
+                        });
+                        // The operation's name, if it has one.
+                        let rest = &document[i..];
+                        let name: String = rest
+                            .trim_start()
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect();
+                        if let (Some(kind), Some(wanted)) = (pending, operation_name)
+                            && kind != "fragment"
+                            && name == wanted
+                        {
+                            return kind;
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            _ => {}
         }
-        Ok(document)
+        i += 1;
+    }
+    first.unwrap_or("invalid")
+}
+
+impl Metrics {
+    /// Records one executed GraphQL operation.
+    pub fn observe_graphql(&self, operation: &'static str, seconds: f64) {
+        self.observe_operation(operation, seconds);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::operation_kind;
+
+    #[test]
+    fn operation_kinds() {
+        assert_eq!(operation_kind("{ me { id } }", None), "query");
+        assert_eq!(
+            operation_kind("  # comment {\n mutation M { logout(refreshToken: \"{\") }", None),
+            "mutation"
+        );
+        assert_eq!(
+            operation_kind("fragment F on User { id } query Q { me { ...F } }", None),
+            "query"
+        );
+        assert_eq!(
+            operation_kind(
+                "query A { me { id } } mutation B { logout(refreshToken: \"x\") }",
+                Some("B")
+            ),
+            "mutation"
+        );
+        assert_eq!(
+            operation_kind("subscription { mappingEvents { kind } }", None),
+            "subscription"
+        );
+        assert_eq!(operation_kind("", None), "invalid");
+        assert_eq!(operation_kind("\"\"\" a { \"\"\" mutation { x }", None), "mutation");
     }
 }
