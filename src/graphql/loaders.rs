@@ -7,7 +7,7 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use uuid::Uuid;
 
 use crate::{
@@ -35,7 +35,9 @@ fn shared_lists<T>(map: HashMap<Uuid, Vec<T>>) -> HashMap<Uuid, Arc<Vec<Arc<T>>>
 }
 
 pub struct Loaders {
-    pub users: DataLoader<UserById>,
+    /// Cached for the request: one user shows up as the creator or assigner
+    /// of many rows, at several levels of a nested read.
+    pub users: DataLoader<UserById, HashMapCache>,
     pub patients: DataLoader<PatientById>,
     pub doctors: DataLoader<DoctorById>,
     pub doctors_by_patient: DataLoader<DoctorsByPatient>,
@@ -55,7 +57,8 @@ impl Loaders {
             viewer: viewer.clone(),
         };
         Self {
-            users: loader(UserById(accounts.clone()), queue),
+            users: DataLoader::with_cache(UserById(accounts.clone()), queue.spawner(), HashMapCache::default())
+                .delay(Duration::ZERO),
             patients: loader(PatientById(scoped()), queue),
             doctors: loader(DoctorById(db.clone()), queue),
             doctors_by_patient: loader(DoctorsByPatient(scoped()), queue),

@@ -38,6 +38,16 @@ fn serve(data_dir: &Path, port: u16) -> Server {
     Server::start(cmd, port)
 }
 
+/// A test that fails half-way still stops its server.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Server {
     fn start(mut cmd: Command, port: u16) -> Self {
         Self {
