@@ -4,7 +4,12 @@
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use diesel::{pg::Pg, prelude::*};
+use diesel::{
+    pg::Pg,
+    prelude::*,
+    query_builder::{AstPass, Query, QueryFragment, QueryId},
+    sql_types::{self, Nullable},
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -43,7 +48,7 @@ impl fmt::Debug for PatientRow {
     }
 }
 
-#[derive(Insertable)]
+#[derive(Clone, Insertable)]
 #[diesel(table_name = patients)]
 pub struct NewPatientRow {
     pub name: String,
@@ -70,22 +75,112 @@ pub struct PatientChanges {
     pub updated_at: DateTime<Utc>,
 }
 
-pub async fn insert(conn: &mut AsyncPgConnection, new: NewPatientRow) -> QueryResult<PatientRow> {
-    diesel::insert_into(patients::table)
-        .values(new)
-        .returning(PatientRow::as_returning())
-        .get_result(conn)
-        .await
+/// The columns of a patient row, in table order (what `PatientRow` reads).
+const COLUMNS: &str = "id, name, date_of_birth, gender, email, phone, address, medical_history, \
+                       created_by, created_at, updated_at";
+
+/// `patient(id)` in one statement: the row if the viewer may see it, and its
+/// `PATIENT_READ` event only if so. One statement is one transaction, so the
+/// read is never returned without its event, in a single round trip.
+#[derive(Debug, Clone, QueryId)]
+pub struct ReadAudited {
+    pub id: Uuid,
+    /// `patients::access::owner_filter`: `None` sees every patient.
+    pub owner: Option<Uuid>,
+    pub actor: Uuid,
+    pub request_id: Option<String>,
 }
 
-pub async fn find_visible(conn: &mut AsyncPgConnection, viewer: &Viewer, id: Uuid) -> QueryResult<Option<PatientRow>> {
-    patients::table
-        .filter(patients::id.eq(id))
-        .filter(visible_to(viewer))
-        .select(PatientRow::as_select())
-        .first(conn)
-        .await
-        .optional()
+impl QueryFragment<Pg> for ReadAudited {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("WITH p AS (SELECT ");
+        out.push_sql(COLUMNS);
+        out.push_sql(" FROM patients WHERE id = ");
+        out.push_bind_param::<sql_types::Uuid, _>(&self.id)?;
+        out.push_sql(" AND (");
+        out.push_bind_param::<Nullable<sql_types::Uuid>, _>(&self.owner)?;
+        out.push_sql("::uuid IS NULL OR created_by = ");
+        out.push_bind_param::<Nullable<sql_types::Uuid>, _>(&self.owner)?;
+        out.push_sql(
+            ")), audit AS (INSERT INTO audit_events (actor_id, action, entity_type, entity_id, request_id) SELECT ",
+        );
+        out.push_bind_param::<sql_types::Uuid, _>(&self.actor)?;
+        out.push_sql(", 'PATIENT_READ', 'PATIENT', p.id, ");
+        out.push_bind_param::<Nullable<sql_types::Text>, _>(&self.request_id)?;
+        out.push_sql(" FROM p) SELECT ");
+        out.push_sql(COLUMNS);
+        out.push_sql(" FROM p");
+        Ok(())
+    }
+}
+
+impl Query for ReadAudited {
+    type SqlType = RowSqlType;
+}
+
+/// `createPatient` in one statement: the row and its `PATIENT_CREATED` event.
+#[derive(Clone, QueryId)]
+pub struct InsertAudited {
+    pub new: NewPatientRow,
+    pub request_id: Option<String>,
+}
+
+impl QueryFragment<Pg> for InsertAudited {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let n = &self.new;
+        out.push_sql(
+            "WITH p AS (INSERT INTO patients (name, date_of_birth, gender, email, phone, address, medical_history, created_by) VALUES (",
+        );
+        out.push_bind_param::<sql_types::Text, _>(&n.name)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<sql_types::Date>, _>(&n.date_of_birth)?;
+        out.push_sql(", ");
+        out.push_bind_param::<sql_types::Text, _>(&n.gender)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<sql_types::Text>, _>(&n.email)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<sql_types::Text>, _>(&n.phone)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<sql_types::Text>, _>(&n.address)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<sql_types::Text>, _>(&n.medical_history)?;
+        out.push_sql(", ");
+        out.push_bind_param::<sql_types::Uuid, _>(&n.created_by)?;
+        out.push_sql(") RETURNING ");
+        out.push_sql(COLUMNS);
+        out.push_sql("), audit AS (INSERT INTO audit_events (actor_id, action, entity_type, entity_id, request_id) SELECT p.created_by, 'PATIENT_CREATED', 'PATIENT', p.id, ");
+        out.push_bind_param::<Nullable<sql_types::Text>, _>(&self.request_id)?;
+        out.push_sql(" FROM p) SELECT ");
+        out.push_sql(COLUMNS);
+        out.push_sql(" FROM p");
+        Ok(())
+    }
+}
+
+impl Query for InsertAudited {
+    type SqlType = RowSqlType;
+}
+
+type RowSqlType = (
+    sql_types::Uuid,
+    sql_types::Text,
+    Nullable<sql_types::Date>,
+    sql_types::Text,
+    Nullable<sql_types::Text>,
+    Nullable<sql_types::Text>,
+    Nullable<sql_types::Text>,
+    Nullable<sql_types::Text>,
+    sql_types::Uuid,
+    sql_types::Timestamptz,
+    sql_types::Timestamptz,
+);
+
+pub async fn read_audited(conn: &mut AsyncPgConnection, query: ReadAudited) -> QueryResult<Option<PatientRow>> {
+    query.get_result(conn).await.optional()
+}
+
+pub async fn insert_audited(conn: &mut AsyncPgConnection, query: InsertAudited) -> QueryResult<PatientRow> {
+    query.get_result(conn).await
 }
 
 /// Whether the viewer may see this patient, locking it against a concurrent

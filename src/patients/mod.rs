@@ -195,32 +195,28 @@ impl UpdatePatient {
     }
 }
 
+/// Creates the patient and its `PATIENT_CREATED` event in one statement.
 pub async fn create(db: &Db, viewer: &Viewer, input: CreatePatient) -> AppResult<Patient> {
     let new = input.parse(viewer)?;
     let mut conn = db.conn().await?;
-    conn.transaction(async |tx| {
-        let row = store::insert(tx, new).await?;
-        audit::record(
-            tx,
-            &[Event::by(viewer, Action::PatientCreated, EntityType::Patient, row.id)],
-        )
-        .await?;
-        Ok(row.into())
-    })
-    .await
+    let query = store::InsertAudited {
+        new,
+        request_id: viewer.request_id.clone(),
+    };
+    Ok(store::insert_audited(&mut conn, query).await?.into())
 }
 
-/// The patient, if the viewer may see it; the read is audited.
+/// The patient, if the viewer may see it; the read and its `PATIENT_READ`
+/// event are one statement.
 pub async fn get(db: &Db, viewer: &Viewer, id: Uuid) -> AppResult<Option<Patient>> {
     let mut conn = db.conn().await?;
-    conn.transaction(async |tx| {
-        let Some(row) = store::find_visible(tx, viewer, id).await? else {
-            return Ok(None);
-        };
-        audit::record(tx, &[Event::by(viewer, Action::PatientRead, EntityType::Patient, id)]).await?;
-        Ok(Some(row.into()))
-    })
-    .await
+    let query = store::ReadAudited {
+        id,
+        owner: access::owner_filter(viewer),
+        actor: viewer.user_id,
+        request_id: viewer.request_id.clone(),
+    };
+    Ok(store::read_audited(&mut conn, query).await?.map(Patient::from))
 }
 
 pub async fn update(db: &Db, viewer: &Viewer, id: Uuid, input: UpdatePatient) -> AppResult<Patient> {
