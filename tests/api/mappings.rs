@@ -134,3 +134,26 @@ async fn deleting_a_patient_or_doctor_deletes_its_assignments() {
         3
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_assign_and_remove_on_anyones_patient_in_their_own_name() {
+    let app = TestApp::spawn().await;
+    let alice = app.signup("alice").await;
+    let root = app.admin("root").await;
+    let patient = app.create_patient(&alice.token, "Pat").await;
+    let doctor = app.create_doctor(&alice.token, "Dr D", "General").await;
+    let resp = app.assign(&root.token, &patient, &doctor).await;
+    let m = resp.assert_ok()["assignDoctor"].clone();
+    assert_eq!(m["assignedBy"]["id"], root.id.as_str());
+    let all = app.gql_as(&root.token, "{ mappings { totalCount } }", json!({})).await;
+    assert_eq!(all.assert_ok()["mappings"]["totalCount"], 1);
+    let id = m["id"].as_str().unwrap();
+    app.gql_as(&root.token, REMOVE, json!({ "id": id })).await.assert_ok();
+    let by_root = app
+        .count(&format!(
+            "SELECT count(*) FROM audit_events WHERE actor_id = '{}' AND action IN ('MAPPING_CREATED', 'MAPPING_DELETED')",
+            root.id
+        ))
+        .await;
+    assert_eq!(by_root, 2);
+}
