@@ -89,7 +89,12 @@ pub struct Binaries {
 impl Binaries {
     /// The newest `/usr/lib/postgresql/*/bin`, else `PATH`.
     pub fn find() -> anyhow::Result<Self> {
-        let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        Self::find_in(Path::new("/usr/lib/postgresql"), std::env::var_os("PATH"))
+    }
+
+    /// The newest `<versions>/*/bin`, else the first folder of `path` with both.
+    pub fn find_in(versions: &Path, path: Option<std::ffi::OsString>) -> anyhow::Result<Self> {
+        let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir(versions)
             .into_iter()
             .flatten()
             .flatten()
@@ -101,7 +106,7 @@ impl Binaries {
             .collect();
         versioned.sort();
         let bin_dir = versioned.pop().map(|(_, bin)| bin).or_else(|| {
-            std::env::var_os("PATH").and_then(|path| {
+            path.and_then(|path| {
                 std::env::split_paths(&path).find(|dir| dir.join("postgres").is_file() && dir.join("initdb").is_file())
             })
         });
@@ -455,4 +460,32 @@ fn last_line(text: &str) -> &str {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("no output")
         .trim()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_server_binaries_name_the_package() {
+        let empty = std::env::temp_dir().join(format!("no-postgres-{}", std::process::id()));
+        let err = Binaries::find_in(&empty, Some(empty.clone().into_os_string())).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("Debian package `postgresql`"), "{message}");
+        assert!(!message.contains('\n'));
+    }
+
+    #[test]
+    fn the_newest_version_wins() {
+        let root = std::env::temp_dir().join(format!("pg-versions-{}", std::process::id()));
+        for version in ["13", "15", "9"] {
+            let bin = root.join(version).join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            std::fs::write(bin.join("postgres"), "").unwrap();
+            std::fs::write(bin.join("initdb"), "").unwrap();
+        }
+        let found = Binaries::find_in(&root, None).unwrap();
+        assert_eq!(found.postgres, root.join("15/bin/postgres"));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
