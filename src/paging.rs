@@ -55,6 +55,14 @@ pub enum Cursor {
 }
 
 impl Cursor {
+    /// The cursor of a row ordered by `field` (name or creation time, then id).
+    pub fn of(field: SortField, name: &str, created_at: DateTime<Utc>, id: Uuid) -> Self {
+        match field {
+            SortField::Name => Self::Name(name.to_owned(), id),
+            SortField::CreatedAt => Self::CreatedAt(created_at, id),
+        }
+    }
+
     pub fn encode(&self) -> String {
         let raw = match self {
             Self::Name(name, id) => format!("n:{id}:{name}"),

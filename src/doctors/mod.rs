@@ -17,7 +17,7 @@ use crate::{
     },
     error::{AppError, AppResult, OnConstraint as _},
     input::{self, Change, Email, Phone, SearchTerm},
-    paging::{Cursor, Limit, Order, Page, SortField},
+    paging::{Cursor, Limit, Order, Page},
     viewer::Viewer,
 };
 
@@ -202,9 +202,8 @@ pub async fn list(db: &Db, query: &DoctorQuery, limit: Limit, after: Option<Curs
     )
     .await?;
     let field = query.order.field;
-    Ok(Page::from_rows(rows, limit, after.is_some(), |r| match field {
-        SortField::Name => Cursor::Name(r.name.clone(), r.id),
-        SortField::CreatedAt => Cursor::CreatedAt(r.created_at, r.id),
+    Ok(Page::from_rows(rows, limit, after.is_some(), |r| {
+        Cursor::of(field, &r.name, r.created_at, r.id)
     }))
 }
 

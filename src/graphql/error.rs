@@ -7,31 +7,35 @@ use async_graphql::{ErrorExtensionValues, ServerError, Value};
 
 use crate::error::AppError;
 
+/// `extensions.code`, and `extensions.field` where the error names one.
+fn extensions(err: &AppError) -> ErrorExtensionValues {
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", err.code());
+    if let Some(field) = err.field() {
+        extensions.set("field", field);
+    }
+    extensions
+}
+
+fn graphql_error(err: &AppError) -> async_graphql::Error {
+    err.log();
+    async_graphql::Error {
+        message: err.to_string(),
+        source: None,
+        extensions: Some(extensions(err)),
+    }
+}
+
 impl From<AppError> for async_graphql::Error {
     fn from(err: AppError) -> Self {
-        err.log();
-        let mut extensions = ErrorExtensionValues::default();
-        extensions.set("code", err.code());
-        if let Some(field) = err.field() {
-            extensions.set("field", field);
-        }
-        async_graphql::Error {
-            message: err.to_string(),
-            source: None,
-            extensions: Some(extensions),
-        }
+        graphql_error(&err)
     }
 }
 
 /// An error for a request that never reached execution (bad body, batch too big).
 pub fn request_error(err: &AppError) -> ServerError {
     let mut server_error = ServerError::new(err.to_string(), None);
-    let mut extensions = ErrorExtensionValues::default();
-    extensions.set("code", err.code());
-    if let Some(field) = err.field() {
-        extensions.set("field", field);
-    }
-    server_error.extensions = Some(extensions);
+    server_error.extensions = Some(extensions(err));
     server_error
 }
 
@@ -131,16 +135,6 @@ impl From<AppError> for LoadError {
 /// With the same code and field as the original.
 impl From<LoadError> for async_graphql::Error {
     fn from(LoadError(err): LoadError) -> Self {
-        err.log();
-        let mut extensions = ErrorExtensionValues::default();
-        extensions.set("code", err.code());
-        if let Some(field) = err.field() {
-            extensions.set("field", field);
-        }
-        async_graphql::Error {
-            message: err.to_string(),
-            source: None,
-            extensions: Some(extensions),
-        }
+        graphql_error(&err)
     }
 }

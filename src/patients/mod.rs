@@ -18,7 +18,7 @@ use crate::{
     },
     error::{AppError, AppResult},
     input::{self, Change, Email, PersonName, Phone, SearchTerm},
-    paging::{Cursor, Limit, Order, Page, SortField},
+    paging::{Cursor, Limit, Order, Page},
     viewer::Viewer,
 };
 
@@ -282,9 +282,8 @@ pub async fn list(
     )
     .await?;
     let field = query.order.field;
-    Ok(Page::from_rows(rows, limit, after.is_some(), |r| match field {
-        SortField::Name => Cursor::Name(r.name.clone(), r.id),
-        SortField::CreatedAt => Cursor::CreatedAt(r.created_at, r.id),
+    Ok(Page::from_rows(rows, limit, after.is_some(), |r| {
+        Cursor::of(field, &r.name, r.created_at, r.id)
     })
     .map(Patient::from))
 }

@@ -297,14 +297,17 @@ impl TestApp {
         }
     }
 
-    /// Each statement the app's database has run, with how many times.
-    pub async fn statement_calls(&self) -> Vec<(String, i64)> {
-        let dbname = self
-            .db_url
+    /// The name of the app's database.
+    fn dbname(&self) -> String {
+        self.db_url
             .split_whitespace()
             .find_map(|p| p.strip_prefix("dbname="))
             .expect("dbname")
-            .to_owned();
+            .to_owned()
+    }
+
+    /// Each statement the app's database has run, with how many times.
+    pub async fn statement_calls(&self) -> Vec<(String, i64)> {
         let admin = cluster::connect(&cluster::cluster().url("postgres"))
             .await
             .expect("admin");
@@ -312,7 +315,7 @@ impl TestApp {
             .query(
                 "SELECT s.query, s.calls FROM pg_stat_statements s \
                  JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1 ORDER BY s.query",
-                &[&dbname],
+                &[&self.dbname()],
             )
             .await
             .expect("pg_stat_statements")
@@ -323,23 +326,6 @@ impl TestApp {
 
     /// Statements the app's database has run so far (pg_stat_statements).
     pub async fn statements(&self) -> i64 {
-        let dbname = self
-            .db_url
-            .split_whitespace()
-            .find_map(|p| p.strip_prefix("dbname="))
-            .expect("dbname")
-            .to_owned();
-        let admin = cluster::connect(&cluster::cluster().url("postgres"))
-            .await
-            .expect("admin");
-        admin
-            .query_one(
-                "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements s \
-                 JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1",
-                &[&dbname],
-            )
-            .await
-            .expect("pg_stat_statements")
-            .get(0)
+        self.statement_calls().await.iter().map(|(_, calls)| calls).sum()
     }
 }
