@@ -6,6 +6,7 @@
 mod common;
 
 mod accounts;
+mod arguments;
 mod audit;
 mod contract;
 mod database;
