@@ -107,7 +107,11 @@ impl Config {
         match dotenvy::dotenv() {
             Ok(_) => {}
             Err(e) if e.not_found() => {}
-            Err(e) => anyhow::bail!(".env could not be read: {e}"),
+            // Not the line itself: it may hold a secret.
+            Err(dotenvy::Error::LineParse(_, index)) => {
+                anyhow::bail!(".env could not be parsed at character {index} of a line")
+            }
+            Err(_) => anyhow::bail!(".env could not be read"),
         }
         Ok(Self::from_lookup(|key| std::env::var(key).ok())?)
     }

@@ -370,3 +370,29 @@ async fn logs_never_contain_passwords_tokens_or_personal_data() {
         assert!(!logs.contains(secret), "the logs contain {secret}");
     }
 }
+
+#[test]
+fn settings_come_from_a_dot_env_file_and_its_errors_do_not_echo_it() {
+    let scratch = ScratchDir::new("dotenv");
+    let run_in = |contents: &str| {
+        std::fs::write(scratch.path().join(".env"), contents).unwrap();
+        Command::new(BIN)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .current_dir(scratch.path())
+            .arg("serve")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run_in("JWT_SECRET=too-short\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("JWT_SECRET must be at least 32 bytes"), "{stderr}");
+    let out = run_in("JWT_SECRET=\"s3cret-value-that-must-not-leak\nPORT=1\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(".env"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
