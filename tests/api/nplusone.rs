@@ -57,3 +57,27 @@ async fn nested_reads_cost_the_same_for_5_or_50_patients() {
     assert!(fifty <= 10, "{fifty} statements");
     assert!(fifty >= 4, "the counter sees the app's statements ({fifty})");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn total_count_runs_only_when_selected() {
+    let app = TestApp::spawn().await;
+    let ann = app.signup("ann").await;
+    for i in 0..3 {
+        app.create_patient(&ann.token, &format!("P{i}")).await;
+    }
+    let without = "{ patients(first: 2) { nodes { id } } }";
+    let with = "{ patients(first: 2) { totalCount nodes { id } } }";
+    let mut costs = Vec::new();
+    for query in [without, with, without, with] {
+        let before = app.statements().await;
+        let resp = app.gql_as(&ann.token, query, json!({})).await;
+        resp.assert_ok();
+        costs.push(app.statements().await - before);
+        if query == with {
+            assert_eq!(resp.data()["patients"]["totalCount"], 3);
+        }
+    }
+    // Warm (the last two): the page alone, then the page and its count.
+    assert_eq!(costs[2], 1, "{costs:?}");
+    assert_eq!(costs[3], 2, "{costs:?}");
+}
