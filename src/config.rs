@@ -221,12 +221,12 @@ impl Config {
     }
 }
 
-/// Twice the cores, at least 4: more backends than that only take turns on
-/// the same cores (bench/README.md: 4 beat 8 and 16 on 2 cores, by 10% in
-/// throughput and half the p99 of `patient(id)`).
+/// Four per core, at least 8: on 2 cores, 8 connections did better than 16
+/// (more backends only take turns on the same cores) and, over the whole
+/// bench, slightly better than 4 (bench/README.md).
 pub fn default_pool_size() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    (cores * 2).max(4)
+    (cores * 4).max(8)
 }
 
 fn parse_or<T>(
