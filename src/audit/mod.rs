@@ -120,6 +120,20 @@ impl<'a> Event<'a> {
     }
 }
 
+/// The events of a delete that took assignments with it: one
+/// `MAPPING_DELETED` per removed assignment, then the entity's own event.
+pub fn with_removed_mappings<'a>(
+    viewer: &'a Viewer,
+    removed: impl IntoIterator<Item = Uuid>,
+    deleted: Event<'a>,
+) -> Vec<Event<'a>> {
+    removed
+        .into_iter()
+        .map(|id| Event::by(viewer, Action::MappingDeleted, EntityType::Mapping, id))
+        .chain(std::iter::once(deleted))
+        .collect()
+}
+
 /// Appends events in the caller's transaction.
 pub async fn record(tx: &mut AsyncPgConnection, events: &[Event<'_>]) -> AppResult<()> {
     let rows: Vec<NewAuditRow<'_>> = events

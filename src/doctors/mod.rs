@@ -162,12 +162,12 @@ pub async fn delete(db: &Db, viewer: &Viewer, id: Uuid) -> AppResult<Uuid> {
         access::ensure_can_edit(viewer, doctor.created_by)?;
         let removed = mapping_store::delete_of_doctor(tx, id).await?;
         store::delete(tx, id).await?;
-        let mut events: Vec<Event<'_>> = removed
-            .iter()
-            .map(|m| Event::by(viewer, Action::MappingDeleted, EntityType::Mapping, m.id))
-            .collect();
-        events.push(Event::by(viewer, Action::DoctorDeleted, EntityType::Doctor, id));
-        audit::record(tx, &events).await?;
+        let deleted = Event::by(viewer, Action::DoctorDeleted, EntityType::Doctor, id);
+        audit::record(
+            tx,
+            &audit::with_removed_mappings(viewer, removed.iter().map(|m| m.id), deleted),
+        )
+        .await?;
         Ok(id)
     })
     .await

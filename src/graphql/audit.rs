@@ -7,13 +7,14 @@ use super::{
     types::{self, DateTime, User},
 };
 use crate::{
-    audit::{self, Action, AuditEvent, AuditFilter, EntityType},
+    audit::{self, AuditEvent, AuditFilter},
     db::Db,
     paging::Cursor,
     viewer::Viewer,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "crate::audit::Action")]
 pub enum AuditAction {
     Register,
     LoginSucceeded,
@@ -29,61 +30,13 @@ pub enum AuditAction {
     MappingDeleted,
 }
 
-impl From<AuditAction> for Action {
-    fn from(a: AuditAction) -> Self {
-        match a {
-            AuditAction::Register => Self::Register,
-            AuditAction::LoginSucceeded => Self::LoginSucceeded,
-            AuditAction::LoginFailed => Self::LoginFailed,
-            AuditAction::PatientCreated => Self::PatientCreated,
-            AuditAction::PatientRead => Self::PatientRead,
-            AuditAction::PatientUpdated => Self::PatientUpdated,
-            AuditAction::PatientDeleted => Self::PatientDeleted,
-            AuditAction::DoctorCreated => Self::DoctorCreated,
-            AuditAction::DoctorUpdated => Self::DoctorUpdated,
-            AuditAction::DoctorDeleted => Self::DoctorDeleted,
-            AuditAction::MappingCreated => Self::MappingCreated,
-            AuditAction::MappingDeleted => Self::MappingDeleted,
-        }
-    }
-}
-
-impl From<Action> for AuditAction {
-    fn from(a: Action) -> Self {
-        match a {
-            Action::Register => Self::Register,
-            Action::LoginSucceeded => Self::LoginSucceeded,
-            Action::LoginFailed => Self::LoginFailed,
-            Action::PatientCreated => Self::PatientCreated,
-            Action::PatientRead => Self::PatientRead,
-            Action::PatientUpdated => Self::PatientUpdated,
-            Action::PatientDeleted => Self::PatientDeleted,
-            Action::DoctorCreated => Self::DoctorCreated,
-            Action::DoctorUpdated => Self::DoctorUpdated,
-            Action::DoctorDeleted => Self::DoctorDeleted,
-            Action::MappingCreated => Self::MappingCreated,
-            Action::MappingDeleted => Self::MappingDeleted,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "crate::audit::EntityType")]
 pub enum AuditEntityType {
     User,
     Patient,
     Doctor,
     Mapping,
-}
-
-impl From<EntityType> for AuditEntityType {
-    fn from(e: EntityType) -> Self {
-        match e {
-            EntityType::User => Self::User,
-            EntityType::Patient => Self::Patient,
-            EntityType::Doctor => Self::Doctor,
-            EntityType::Mapping => Self::Mapping,
-        }
-    }
 }
 
 /// One entry of the append-only audit trail.

@@ -13,38 +13,17 @@ use crate::{
     db::Db,
     input::{SearchTerm, parse_id},
     paging::{self, Cursor, Order, Page},
-    patients::{self, CreatePatient, Gender as DomainGender, Patient, PatientQuery, UpdatePatient},
+    patients::{self, CreatePatient, Patient, PatientQuery, UpdatePatient},
     viewer::Viewer,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "crate::patients::Gender")]
 pub enum Gender {
     Female,
     Male,
     Other,
     Unknown,
-}
-
-impl From<Gender> for DomainGender {
-    fn from(g: Gender) -> Self {
-        match g {
-            Gender::Female => Self::Female,
-            Gender::Male => Self::Male,
-            Gender::Other => Self::Other,
-            Gender::Unknown => Self::Unknown,
-        }
-    }
-}
-
-impl From<DomainGender> for Gender {
-    fn from(g: DomainGender) -> Self {
-        match g {
-            DomainGender::Female => Self::Female,
-            DomainGender::Male => Self::Male,
-            DomainGender::Other => Self::Other,
-            DomainGender::Unknown => Self::Unknown,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]

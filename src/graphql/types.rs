@@ -29,19 +29,10 @@ impl ScalarType for DateTime {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[graphql(name = "Role")]
+#[graphql(name = "Role", remote = "crate::accounts::Role")]
 pub enum Role {
     User,
     Admin,
-}
-
-impl From<accounts::Role> for Role {
-    fn from(role: accounts::Role) -> Self {
-        match role {
-            accounts::Role::User => Self::User,
-            accounts::Role::Admin => Self::Admin,
-        }
-    }
 }
 
 /// A user, shared (not copied) by every field that shows it.

@@ -245,12 +245,12 @@ pub async fn delete(db: &Db, viewer: &Viewer, id: Uuid) -> AppResult<Uuid> {
         }
         let removed = mapping_store::delete_of_patient(tx, id).await?;
         store::delete_visible(tx, viewer, id).await?.ok_or(AppError::NotFound)?;
-        let mut events: Vec<Event<'_>> = removed
-            .iter()
-            .map(|m| Event::by(viewer, Action::MappingDeleted, EntityType::Mapping, m.id))
-            .collect();
-        events.push(Event::by(viewer, Action::PatientDeleted, EntityType::Patient, id));
-        audit::record(tx, &events).await?;
+        let deleted = Event::by(viewer, Action::PatientDeleted, EntityType::Patient, id);
+        audit::record(
+            tx,
+            &audit::with_removed_mappings(viewer, removed.iter().map(|m| m.id), deleted),
+        )
+        .await?;
         Ok(id)
     })
     .await
