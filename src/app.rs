@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use axum::{Router, routing::get};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use tokio::net::TcpListener;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     accounts::{Accounts, password::Passwords, tokens::TokenKeys},
@@ -18,6 +19,7 @@ use crate::{
     },
     graphql::{self, ApiSchema},
     http::{self, health, metrics::Metrics},
+    rest,
 };
 
 /// The embedded cluster's database name.
@@ -176,12 +178,15 @@ impl Application {
             limits: config.limits.clone(),
             cors: config.cors_allowed_origins.clone(),
         };
+        let (rest, openapi) = rest::router();
         let routes = Router::new()
             .route("/graphql", get(graphql::get).post(graphql::post))
             .route("/graphql/assets/{name}", get(graphql::asset))
             .route("/healthz", get(health::healthz))
             .route("/readyz", get(health::readyz))
             .route("/metrics", get(http::metrics::handler))
+            .merge(rest)
+            .merge(SwaggerUi::new(rest::DOCS_PATH).url(rest::OPENAPI_PATH, openapi))
             .fallback(http::not_found);
         let router = http::with_middleware(routes, &state);
         Ok((state, router))

@@ -21,6 +21,9 @@ pub enum AppError {
     /// A request body over the size limit.
     #[error("request body is too large")]
     PayloadTooLarge,
+    /// A request body that is not declared as JSON.
+    #[error("Content-Type: must be application/json")]
+    NotJson,
     #[error("{message}")]
     Conflict {
         field: Option<&'static str>,
@@ -50,7 +53,7 @@ impl AppError {
             Self::Unauthenticated | Self::BadCredentials(_) => "UNAUTHENTICATED",
             Self::Forbidden => "FORBIDDEN",
             Self::NotFound => "NOT_FOUND",
-            Self::BadInput { .. } | Self::PayloadTooLarge => "BAD_USER_INPUT",
+            Self::BadInput { .. } | Self::PayloadTooLarge | Self::NotJson => "BAD_USER_INPUT",
             Self::Conflict { .. } => "CONFLICT",
             Self::TooManyRequests => "TOO_MANY_REQUESTS",
             Self::Unavailable | Self::Internal(_) => "INTERNAL_SERVER_ERROR",
@@ -64,6 +67,7 @@ impl AppError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadInput { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -76,6 +80,7 @@ impl AppError {
         match self {
             Self::BadInput { field, .. } => Some(field),
             Self::Conflict { field, .. } => *field,
+            Self::NotJson => Some("Content-Type"),
             _ => None,
         }
     }
@@ -132,6 +137,7 @@ mod tests {
             (AppError::NotFound, "NOT_FOUND", 404),
             (AppError::bad_input("email", "bad"), "BAD_USER_INPUT", 400),
             (AppError::PayloadTooLarge, "BAD_USER_INPUT", 413),
+            (AppError::NotJson, "BAD_USER_INPUT", 415),
             (
                 AppError::Conflict {
                     field: None,

@@ -39,6 +39,17 @@ impl<T> Change<T> {
     }
 }
 
+/// In a JSON body (with `#[serde(default)]` on the field): absent keeps the
+/// value, `null` clears it, a value sets it.
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Change<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match Option::<T>::deserialize(deserializer)? {
+            None => Self::Clear,
+            Some(value) => Self::Set(value),
+        })
+    }
+}
+
 /// A record id: a UUID.
 pub fn parse_id(field: &'static str, raw: &str) -> Result<Uuid, AppError> {
     let raw = raw.trim();
@@ -113,6 +124,19 @@ impl fmt::Debug for Phone {
     }
 }
 
+/// A calendar date written `YYYY-MM-DD`, or `None`.
+pub fn calendar_date(raw: &str) -> Option<NaiveDate> {
+    if raw.len() != 10 {
+        return None;
+    }
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok()
+}
+
+/// A date written `YYYY-MM-DD`, or `BAD_USER_INPUT` naming `field`.
+pub fn date(field: &'static str, raw: &str) -> Result<NaiveDate, AppError> {
+    calendar_date(raw).ok_or(AppError::bad_input(field, "must be a date like 2026-01-31"))
+}
+
 /// A date of birth: not in the future, not before 1850.
 pub fn birth_date(field: &'static str, date: NaiveDate) -> Result<NaiveDate, AppError> {
     let today = chrono::Utc::now().date_naive();
@@ -140,6 +164,11 @@ impl SearchTerm {
             1..=200 => Ok(Some(Self(s.to_owned()))),
             _ => Err(AppError::bad_input(field, "must be at most 200 characters")),
         }
+    }
+
+    /// The term as given (trimmed).
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 
     /// The ILIKE pattern (backslash is ILIKE's escape character).

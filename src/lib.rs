@@ -1,5 +1,6 @@
-//! The healthcare records API: a GraphQL server (with accounts, patients,
-//! doctors and their assignments) on axum, async-graphql and PostgreSQL.
+//! The healthcare records API: a GraphQL server and its REST compatibility
+//! API (accounts, patients, doctors and their assignments) on axum,
+//! async-graphql and PostgreSQL.
 
 pub mod accounts;
 pub mod app;
@@ -14,5 +15,6 @@ pub mod input;
 pub mod mappings;
 pub mod paging;
 pub mod patients;
+pub mod rest;
 pub mod telemetry;
 pub mod viewer;

@@ -45,6 +45,17 @@ pub struct Order {
     pub direction: Direction,
 }
 
+impl Order {
+    pub const NEWEST_FIRST: Self = Self {
+        field: SortField::CreatedAt,
+        direction: Direction::Desc,
+    };
+    pub const BY_NAME: Self = Self {
+        field: SortField::Name,
+        direction: Direction::Asc,
+    };
+}
+
 /// Where the last page ended: the sort key and id of its last row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cursor {

@@ -24,7 +24,7 @@ use crate::{
 pub const THROTTLE_MAX_FAILURES: i64 = 5;
 pub const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Role {
     User,

@@ -14,7 +14,7 @@ use crate::{
     error::AppError,
     input::parse_id,
     mappings::{self, Mapping, MappingQuery},
-    paging::{Cursor, Direction, Order, SortField},
+    paging::{Cursor, Order},
     viewer::Viewer,
 };
 
@@ -68,11 +68,6 @@ pub struct AssignDoctorInput {
     pub doctor_id: ID,
 }
 
-const NEWEST_FIRST: Order = Order {
-    field: SortField::CreatedAt,
-    direction: Direction::Desc,
-};
-
 #[derive(Default)]
 pub struct MappingQueries;
 
@@ -97,7 +92,7 @@ impl MappingQueries {
         let (db, viewer) = request_viewer(ctx)?;
         let limit = types::limit(first)?;
         let after = after
-            .map(|c| Cursor::decode("after", &c, Some(NEWEST_FIRST)))
+            .map(|c| Cursor::decode("after", &c, Some(Order::NEWEST_FIRST)))
             .transpose()?;
         let query = MappingQuery {
             patient_id: types::optional_id("patientId", patient_id.as_ref())?,

@@ -36,7 +36,7 @@ use crate::{
     db::Db,
     error::AppError,
     http::metrics,
-    http::{bearer_token, request_id},
+    http::{bearer_token, is_json, request_id},
     viewer::Viewer,
 };
 
@@ -176,10 +176,7 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Resul
         }
     };
     if !is_json(&headers) {
-        return error_response(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &AppError::bad_input("Content-Type", "must be application/json"),
-        );
+        return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, &AppError::NotJson);
     }
     // An array is a batch, an object one operation; nothing else is a request.
     let parsed = match body.iter().find(|b| !b.is_ascii_whitespace()) {
@@ -281,18 +278,6 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
 pub fn error_response(status: StatusCode, err: &AppError) -> Response {
     let body = serde_json::json!({ "errors": [error::request_error(err)] });
     (status, Json(body)).into_response()
-}
-
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| {
-            let v = v.trim();
-            v.eq_ignore_ascii_case("application/json") || v.eq_ignore_ascii_case("application/graphql-response+json")
-        })
-        .unwrap_or(false)
 }
 
 fn accepts_html(headers: &HeaderMap) -> bool {

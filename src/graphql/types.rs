@@ -82,10 +82,7 @@ impl Date {
     pub fn parse(self, field: &'static str) -> Result<chrono::NaiveDate, crate::error::AppError> {
         match self {
             Self::Valid(d) => Ok(d),
-            Self::Invalid => Err(crate::error::AppError::bad_input(
-                field,
-                "must be a date like 2026-01-31",
-            )),
+            Self::Invalid => crate::input::date(field, ""),
         }
     }
 }
@@ -95,9 +92,7 @@ impl Date {
 impl ScalarType for Date {
     fn parse(value: Value) -> InputValueResult<Self> {
         Ok(match &value {
-            Value::String(s) if s.len() == 10 => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map(Self::Valid)
-                .unwrap_or(Self::Invalid),
+            Value::String(s) => crate::input::calendar_date(s).map_or(Self::Invalid, Self::Valid),
             _ => Self::Invalid,
         })
     }

@@ -18,6 +18,7 @@ use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
     trace::{DefaultOnResponse, TraceLayer},
 };
@@ -37,6 +38,19 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// The request's id (set by the middleware on every request).
 pub fn request_id(headers: &HeaderMap) -> Option<&str> {
     headers.get(REQUEST_ID).and_then(|v| v.to_str().ok())
+}
+
+/// Whether the request declares a JSON body.
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("application/json") || v.eq_ignore_ascii_case("application/graphql-response+json")
+        })
+        .unwrap_or(false)
 }
 
 /// A client's request id is kept only if it is short and plain.
@@ -91,6 +105,12 @@ pub fn with_middleware(router: Router<AppState>, state: &AppState) -> Router {
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(trace)
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                // Responses may carry patient data: no cache may keep them,
+                // unless a handler says otherwise (GraphiQL's assets).
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ))
                 .layer(CatchPanicLayer::custom(|_| internal_error_response()))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -21,6 +21,8 @@ use crate::{
 
 pub type Mapping = MappingRow;
 
+use crate::doctors::Doctor;
+
 pub async fn assign(db: &Db, viewer: &Viewer, patient_id: Uuid, doctor_id: Uuid) -> AppResult<Mapping> {
     let mut conn = db.conn().await?;
     conn.transaction(async |tx| {
@@ -130,4 +132,18 @@ pub async fn of_doctors(db: &Db, viewer: &Viewer, doctor_ids: &[Uuid]) -> AppRes
     let mut conn = db.conn().await?;
     let rows = store::of_doctors_visible(&mut conn, viewer, doctor_ids).await?;
     Ok(grouped(rows, |m| m.doctor_id))
+}
+
+/// The doctors assigned to one patient; `NOT_FOUND` if the viewer may not
+/// see the patient.
+pub async fn doctors_of_patient(db: &Db, viewer: &Viewer, patient_id: Uuid) -> AppResult<Vec<Doctor>> {
+    let mut conn = db.conn().await?;
+    if patient_store::by_ids_visible(&mut conn, viewer, &[patient_id])
+        .await?
+        .is_empty()
+    {
+        return Err(AppError::NotFound);
+    }
+    let rows = doctor_store::of_patients_visible(&mut conn, viewer, &[patient_id]).await?;
+    Ok(rows.into_iter().map(|(_, doctor)| doctor).collect())
 }

@@ -25,7 +25,8 @@ use crate::{
 pub const ADDRESS_MAX: usize = 1000;
 pub const MEDICAL_HISTORY_MAX: usize = 20_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum Gender {
     Female,
     Male,

@@ -1,0 +1,218 @@
+//! `/api/doctors`: the shared directory. Every signed-in user reads it and
+//! adds to it; only a doctor's creator or an admin changes or deletes one.
+
+use axum::{
+    Json,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{
+    created,
+    error::{ApiResult, ErrorBody},
+    extract::{Auth, Body, Id, SearchQuery, Searching},
+    page, timestamp,
+};
+use crate::{
+    app::AppState,
+    doctors::{self, CreateDoctor, Doctor, DoctorQuery, UpdateDoctor},
+    error::AppError,
+    input::Change,
+    paging::Order,
+};
+
+/// A doctor of the shared directory.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Doctor)]
+pub struct DoctorJson {
+    pub id: Uuid,
+    pub name: String,
+    pub specialization: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// Unique across doctors when present.
+    pub license_number: Option<String>,
+    /// The id of the user who added the doctor.
+    pub created_by: Uuid,
+    #[serde(serialize_with = "timestamp")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "timestamp")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Doctor> for DoctorJson {
+    fn from(d: Doctor) -> Self {
+        Self {
+            id: d.id,
+            name: d.name,
+            specialization: d.specialization,
+            email: d.email,
+            phone: d.phone,
+            license_number: d.license_number,
+            created_by: d.created_by,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+/// A new doctor: the fields of GraphQL's `CreateDoctorInput`.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateDoctorBody {
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    #[schema(min_length = 1, max_length = 200)]
+    pub specialization: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    #[schema(max_length = 64)]
+    pub license_number: Option<String>,
+}
+
+/// Changes to a doctor: as for patients; `name` and `specialization` cannot
+/// be cleared.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateDoctorBody {
+    #[serde(default)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 200)]
+    pub name: Change<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 200)]
+    pub specialization: Change<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub email: Change<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub phone: Change<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 64)]
+    pub license_number: Change<String>,
+}
+
+/// Adds a doctor to the directory.
+#[utoipa::path(
+    operation_id = "createDoctor",
+    post, path = "/api/doctors", tag = "doctors",
+    request_body = CreateDoctorBody,
+    responses(
+        (status = 201, description = "The new doctor", body = DoctorJson,
+            headers(("Location" = String, description = "The doctor's URL"))),
+        (status = 409, description = "Another doctor has this licence number", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    State(app): State<AppState>,
+    Auth(viewer): Auth,
+    Body(body): Body<CreateDoctorBody>,
+) -> ApiResult<Response> {
+    let input = CreateDoctor {
+        name: body.name,
+        specialization: body.specialization,
+        email: body.email,
+        phone: body.phone,
+        license_number: body.license_number,
+    };
+    let doctor = doctors::create(&app.db, &viewer, input).await?;
+    Ok(created(
+        &format!("/api/doctors/{}", doctor.id),
+        DoctorJson::from(doctor),
+    ))
+}
+
+/// The directory, by name.
+#[utoipa::path(
+    operation_id = "listDoctors",
+    get, path = "/api/doctors", tag = "doctors",
+    params(SearchQuery),
+    responses((status = 200, description = "One page of doctors", body = Vec<DoctorJson>,
+        headers(("Link" = String, description = "`<...>; rel=\"next\"` while more rows exist")))),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(app): State<AppState>,
+    Auth(_viewer): Auth,
+    Searching(params): Searching,
+) -> ApiResult<Response> {
+    let order = Order::BY_NAME;
+    let after = params.cursor(Some(order))?;
+    let query = DoctorQuery {
+        search: params.search.clone(),
+        specialization: None,
+        order,
+    };
+    let rows = doctors::list(&app.db, &query, params.limit, after).await?;
+    Ok(page("/api/doctors", &params, rows.map(DoctorJson::from)))
+}
+
+/// One doctor.
+#[utoipa::path(
+    operation_id = "getDoctor",
+    get, path = "/api/doctors/{id}", tag = "doctors",
+    params(("id" = Uuid, Path, description = "The doctor's id")),
+    responses(
+        (status = 200, description = "The doctor", body = DoctorJson),
+        (status = 404, description = "No such doctor", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn show(State(app): State<AppState>, Auth(_viewer): Auth, Id(id): Id) -> ApiResult<Json<DoctorJson>> {
+    let doctor = doctors::get(&app.db, id).await?.ok_or(AppError::NotFound)?;
+    Ok(Json(doctor.into()))
+}
+
+/// Changes a doctor (its creator or an admin only).
+#[utoipa::path(
+    operation_id = "updateDoctor",
+    put, path = "/api/doctors/{id}", tag = "doctors",
+    params(("id" = Uuid, Path, description = "The doctor's id")),
+    request_body = UpdateDoctorBody,
+    responses(
+        (status = 200, description = "The doctor as changed", body = DoctorJson),
+        (status = 403, description = "Only the doctor's creator or an admin may change it", body = ErrorBody),
+        (status = 404, description = "No such doctor", body = ErrorBody),
+        (status = 409, description = "Another doctor has this licence number", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update(
+    State(app): State<AppState>,
+    Auth(viewer): Auth,
+    Id(id): Id,
+    Body(body): Body<UpdateDoctorBody>,
+) -> ApiResult<Json<DoctorJson>> {
+    let input = UpdateDoctor {
+        name: body.name,
+        specialization: body.specialization,
+        email: body.email,
+        phone: body.phone,
+        license_number: body.license_number,
+    };
+    Ok(Json(doctors::update(&app.db, &viewer, id, input).await?.into()))
+}
+
+/// Deletes a doctor and its assignments (its creator or an admin only).
+#[utoipa::path(
+    operation_id = "deleteDoctor",
+    delete, path = "/api/doctors/{id}", tag = "doctors",
+    params(("id" = Uuid, Path, description = "The doctor's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Only the doctor's creator or an admin may delete it", body = ErrorBody),
+        (status = 404, description = "No such doctor", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete(State(app): State<AppState>, Auth(viewer): Auth, Id(id): Id) -> ApiResult<impl IntoResponse> {
+    doctors::delete(&app.db, &viewer, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,142 @@
+//! `/api/mappings`: which doctors are assigned to which of the caller's
+//! patients.
+
+use axum::{
+    Json,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{
+    created,
+    doctors::DoctorJson,
+    error::{ApiResult, ErrorBody},
+    extract::{Auth, Body, Id, ListQuery, Paging},
+    page, timestamp,
+};
+use crate::{
+    app::AppState,
+    input::parse_id,
+    mappings::{self, Mapping, MappingQuery},
+    paging::Order,
+};
+
+/// A doctor assigned to a patient. A (patient, doctor) pair is assigned at
+/// most once.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Mapping)]
+pub struct MappingJson {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub doctor_id: Uuid,
+    /// The id of the user who made the assignment.
+    pub assigned_by: Uuid,
+    #[serde(serialize_with = "timestamp")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Mapping> for MappingJson {
+    fn from(m: Mapping) -> Self {
+        Self {
+            id: m.id,
+            patient_id: m.patient_id,
+            doctor_id: m.doctor_id,
+            assigned_by: m.assigned_by,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// The patient (one the caller may see) and the doctor to assign.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AssignBody {
+    #[schema(format = Uuid)]
+    pub patient_id: String,
+    #[schema(format = Uuid)]
+    pub doctor_id: String,
+}
+
+/// Assigns a doctor to a patient.
+#[utoipa::path(
+    operation_id = "assignDoctor",
+    post, path = "/api/mappings", tag = "mappings",
+    request_body = AssignBody,
+    responses(
+        (status = 201, description = "The new assignment", body = MappingJson,
+            headers(("Location" = String, description = "Where the patient's doctors are listed"))),
+        (status = 404, description = "No such patient (or not the caller's), or no such doctor", body = ErrorBody),
+        (status = 409, description = "This doctor is already assigned to this patient", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    State(app): State<AppState>,
+    Auth(viewer): Auth,
+    Body(body): Body<AssignBody>,
+) -> ApiResult<Response> {
+    let patient_id = parse_id("patientId", &body.patient_id)?;
+    let doctor_id = parse_id("doctorId", &body.doctor_id)?;
+    let mapping = mappings::assign(&app.db, &viewer, patient_id, doctor_id).await?;
+    Ok(created(
+        &format!("/api/mappings/{}", mapping.patient_id),
+        MappingJson::from(mapping),
+    ))
+}
+
+/// Assignments whose patient the caller may see, newest first.
+#[utoipa::path(
+    operation_id = "listMappings",
+    get, path = "/api/mappings", tag = "mappings",
+    params(ListQuery),
+    responses((status = 200, description = "One page of assignments", body = Vec<MappingJson>,
+        headers(("Link" = String, description = "`<...>; rel=\"next\"` while more rows exist")))),
+    security(("bearer" = []))
+)]
+pub async fn list(State(app): State<AppState>, Auth(viewer): Auth, Paging(params): Paging) -> ApiResult<Response> {
+    let after = params.cursor(Some(Order::NEWEST_FIRST))?;
+    let rows = mappings::list(&app.db, &viewer, &MappingQuery::default(), params.limit, after).await?;
+    Ok(page("/api/mappings", &params, rows.map(MappingJson::from)))
+}
+
+/// The doctors assigned to a patient.
+#[utoipa::path(
+    operation_id = "listDoctorsOfPatient",
+    get, path = "/api/mappings/{id}", tag = "mappings",
+    params(("id" = Uuid, Path, description = "The patient's id")),
+    responses(
+        (status = 200, description = "The patient's doctors", body = Vec<DoctorJson>),
+        (status = 404, description = "No such patient, or not the caller's", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn doctors_of_patient(
+    State(app): State<AppState>,
+    Auth(viewer): Auth,
+    Id(patient_id): Id,
+) -> ApiResult<Json<Vec<DoctorJson>>> {
+    let doctors = mappings::doctors_of_patient(&app.db, &viewer, patient_id).await?;
+    Ok(Json(doctors.into_iter().map(DoctorJson::from).collect()))
+}
+
+/// Removes an assignment.
+#[utoipa::path(
+    operation_id = "removeMapping",
+    delete, path = "/api/mappings/{id}", tag = "mappings",
+    params(("id" = Uuid, Path, description = "The assignment's id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such assignment, or its patient is not the caller's", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete(State(app): State<AppState>, Auth(viewer): Auth, Id(id): Id) -> ApiResult<impl IntoResponse> {
+    mappings::remove(&app.db, &viewer, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
