@@ -16,7 +16,7 @@ use crate::{
         mappings as mapping_store,
     },
     error::{AppError, AppResult, OnConstraint as _},
-    input::{self, Change, Email, Phone, SearchTerm},
+    input::{self, Change, SearchTerm},
     paging::{Cursor, Limit, Order, Page},
     viewer::Viewer,
 };
@@ -41,15 +41,15 @@ pub struct UpdateDoctor {
     pub license_number: Change<String>,
 }
 
-/// A licence number: 1 to 64 letters, digits, spaces and `-/._`.
+/// A licence number: at most 64 ASCII letters, digits, spaces and `-/._`;
+/// only spaces is no value. Stored trimmed.
+pub const LICENSE_NUMBER_PATTERN: &str = r"^[A-Za-z0-9 ./_-]*$";
+
 fn license_number(raw: &str) -> AppResult<Option<String>> {
-    let s = raw.trim();
-    if s.is_empty() {
-        return Ok(None);
-    }
-    let ok = s.chars().count() <= 64 && s.chars().all(|c| c.is_alphanumeric() || " -/._".contains(c));
+    let ok = raw.chars().count() <= 64 && raw.chars().all(|c| c.is_ascii_alphanumeric() || " -/._".contains(c));
     if ok {
-        Ok(Some(s.to_owned()))
+        let s = raw.trim();
+        Ok((!s.is_empty()).then(|| s.to_owned()))
     } else {
         Err(AppError::bad_input(
             "licenseNumber",
@@ -59,17 +59,11 @@ fn license_number(raw: &str) -> AppResult<Option<String>> {
 }
 
 fn email(raw: &str) -> AppResult<Option<String>> {
-    if raw.trim().is_empty() {
-        return Ok(None);
-    }
-    Email::parse("email", raw).map(|e| Some(e.into_inner()))
+    input::optional_email("email", raw)
 }
 
 fn phone(raw: &str) -> AppResult<Option<String>> {
-    if raw.trim().is_empty() {
-        return Ok(None);
-    }
-    Phone::parse("phone", raw).map(|p| Some(p.into_inner()))
+    input::optional_phone("phone", raw)
 }
 
 fn optional(

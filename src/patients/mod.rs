@@ -17,7 +17,7 @@ use crate::{
         patients::{self as store, NewPatientRow, PatientChanges, PatientRow},
     },
     error::{AppError, AppResult},
-    input::{self, Change, Email, PersonName, Phone, SearchTerm},
+    input::{self, Change, PersonName, SearchTerm},
     paging::{Cursor, Limit, Order, Page},
     viewer::Viewer,
 };
@@ -118,15 +118,11 @@ pub struct UpdatePatient {
 }
 
 fn optional_email(raw: Option<String>) -> AppResult<Option<String>> {
-    raw.filter(|s| !s.trim().is_empty())
-        .map(|s| Email::parse("email", &s).map(Email::into_inner))
-        .transpose()
+    Ok(raw.map(|s| input::optional_email("email", &s)).transpose()?.flatten())
 }
 
 fn optional_phone(raw: Option<String>) -> AppResult<Option<String>> {
-    raw.filter(|s| !s.trim().is_empty())
-        .map(|s| Phone::parse("phone", &s).map(Phone::into_inner))
-        .transpose()
+    Ok(raw.map(|s| input::optional_phone("phone", &s)).transpose()?.flatten())
 }
 
 /// A text change where an empty value clears the field.

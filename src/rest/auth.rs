@@ -88,7 +88,8 @@ pub struct RegisterBody {
     pub name: String,
     #[schema(max_length = 254)]
     pub email: String,
-    /// At least 8 characters and at most 72 bytes.
+    /// At least 8 characters and at most 72 bytes in UTF-8 (bcrypt's limit),
+    /// without NUL.
     #[schema(min_length = 8, max_length = 72)]
     pub password: String,
 }
@@ -98,14 +99,12 @@ pub struct RegisterBody {
 pub struct LoginBody {
     #[schema(max_length = 254)]
     pub email: String,
-    #[schema(max_length = 1000)]
     pub password: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RefreshBody {
-    #[schema(max_length = 1000)]
     pub refresh_token: String,
 }
 

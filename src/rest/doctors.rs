@@ -70,8 +70,13 @@ pub struct CreateDoctorBody {
     pub name: String,
     #[schema(min_length = 1, max_length = 200)]
     pub specialization: String,
+    /// Blank is no value.
+    #[schema(max_length = 254)]
     pub email: Option<String>,
+    /// Digits, spaces and `+-()`; blank is no value.
+    #[schema(max_length = 32)]
     pub phone: Option<String>,
+    /// Letters, digits, spaces and `-/._`; blank is no value.
     #[schema(max_length = 64)]
     pub license_number: Option<String>,
 }
@@ -82,16 +87,16 @@ pub struct CreateDoctorBody {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateDoctorBody {
     #[serde(default)]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 200)]
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
     pub name: Change<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 200)]
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
     pub specialization: Change<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 254)]
     pub email: Change<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 32)]
     pub phone: Change<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>, max_length = 64)]
@@ -105,7 +110,12 @@ pub struct UpdateDoctorBody {
     request_body = CreateDoctorBody,
     responses(
         (status = 201, description = "The new doctor", body = DoctorJson,
-            headers(("Location" = String, description = "The doctor's URL"))),
+            headers(("Location" = String, description = "The doctor's URL")),
+            links(
+                ("GetDoctor" = (operation_id = "getDoctor", parameters(("id" = "$response.body#/id")))),
+                ("UpdateDoctor" = (operation_id = "updateDoctor", parameters(("id" = "$response.body#/id")))),
+                ("DeleteDoctor" = (operation_id = "deleteDoctor", parameters(("id" = "$response.body#/id")))),
+            )),
         (status = 409, description = "Another doctor has this licence number", body = ErrorBody),
     ),
     security(("bearer" = []))

@@ -177,7 +177,6 @@ impl PageParams {
         let limit = match limit {
             None => DEFAULT_LIMIT,
             Some(raw) => raw
-                .trim()
                 .parse::<i64>()
                 .map_err(|_| AppError::bad_input("limit", "must be from 1 to 100"))?,
         };

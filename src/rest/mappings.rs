@@ -70,7 +70,12 @@ pub struct AssignBody {
     request_body = AssignBody,
     responses(
         (status = 201, description = "The new assignment", body = MappingJson,
-            headers(("Location" = String, description = "Where the patient's doctors are listed"))),
+            headers(("Location" = String, description = "Where the patient's doctors are listed")),
+            links(
+                ("DoctorsOfPatient" = (operation_id = "listDoctorsOfPatient",
+                    parameters(("id" = "$response.body#/patientId")))),
+                ("RemoveMapping" = (operation_id = "removeMapping", parameters(("id" = "$response.body#/id")))),
+            )),
         (status = 404, description = "No such patient (or not the caller's), or no such doctor", body = ErrorBody),
         (status = 409, description = "This doctor is already assigned to this patient", body = ErrorBody),
     ),

@@ -29,7 +29,12 @@ use utoipa::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use self::{error::ErrorBody, extract::PageParams};
-use crate::{app::AppState, paging::Page};
+use crate::{
+    app::AppState,
+    doctors::LICENSE_NUMBER_PATTERN,
+    input::{self, EMAIL_PATTERN, NAME_PATTERN, OPTIONAL_EMAIL_PATTERN, PHONE_PATTERN, TEXT_PATTERN},
+    paging::{CREATED_AT_CURSOR_PATTERN, NAME_CURSOR_PATTERN, Page},
+};
 
 pub const OPENAPI_PATH: &str = "/api/openapi.json";
 pub const DOCS_PATH: &str = "/api/docs";
@@ -86,7 +91,103 @@ pub fn router() -> (Router<AppState>, openapi::OpenApi) {
         .split_for_parts();
     api.info.license = None;
     add_common_responses(&mut api);
+    if let Err(missing) = add_patterns(&mut api, chrono::Utc::now().date_naive()) {
+        tracing::error!(missing, "the OpenAPI document lacks a field that has a pattern");
+    }
     (router, api)
+}
+
+/// Which body field follows which rule of `input` (and friends). The rules
+/// are written once, next to their parsers, as ECMA 262 patterns that unit
+/// tests hold equal to the parsers; here they are attached to the document.
+const BODY_PATTERNS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "RegisterBody",
+        &[
+            ("name", NAME_PATTERN),
+            ("email", EMAIL_PATTERN),
+            ("password", TEXT_PATTERN),
+        ],
+    ),
+    ("LoginBody", &[("email", EMAIL_PATTERN)]),
+    ("CreatePatientBody", PATIENT_PATTERNS),
+    ("UpdatePatientBody", PATIENT_PATTERNS),
+    ("CreateDoctorBody", DOCTOR_PATTERNS),
+    ("UpdateDoctorBody", DOCTOR_PATTERNS),
+];
+
+const PATIENT_PATTERNS: &[(&str, &str)] = &[
+    ("name", NAME_PATTERN),
+    ("email", OPTIONAL_EMAIL_PATTERN),
+    ("phone", PHONE_PATTERN),
+    ("address", TEXT_PATTERN),
+    ("medicalHistory", TEXT_PATTERN),
+];
+
+const DOCTOR_PATTERNS: &[(&str, &str)] = &[
+    ("name", NAME_PATTERN),
+    ("specialization", NAME_PATTERN),
+    ("email", OPTIONAL_EMAIL_PATTERN),
+    ("phone", PHONE_PATTERN),
+    ("licenseNumber", LICENSE_NUMBER_PATTERN),
+];
+
+/// The query parameters with a pattern, by path.
+const PARAMETER_PATTERNS: &[(&str, &str, &str)] = &[
+    ("/api/patients", "after", CREATED_AT_CURSOR_PATTERN),
+    ("/api/patients", "search", TEXT_PATTERN),
+    ("/api/doctors", "after", NAME_CURSOR_PATTERN),
+    ("/api/doctors", "search", TEXT_PATTERN),
+    ("/api/mappings", "after", CREATED_AT_CURSOR_PATTERN),
+];
+
+/// Sets each pattern, and the birth-date rule as of `today`; the error names
+/// the first field the document lacks.
+fn add_patterns(api: &mut openapi::OpenApi, today: chrono::NaiveDate) -> Result<(), String> {
+    let birth_dates = input::birth_date_pattern(today);
+    let schemas = &mut api.components.get_or_insert_with(Default::default).schemas;
+    let mut set = |schema: &str, property: &str, pattern: &str| -> Result<(), String> {
+        let missing = || format!("{schema}.{property}");
+        let Some(RefOr::T(openapi::Schema::Object(object))) = schemas.get_mut(schema) else {
+            return Err(missing());
+        };
+        let Some(RefOr::T(openapi::Schema::Object(field))) = object.properties.get_mut(property) else {
+            return Err(missing());
+        };
+        field.pattern = Some(pattern.to_owned());
+        Ok(())
+    };
+    for (schema, fields) in BODY_PATTERNS {
+        for (property, pattern) in *fields {
+            set(schema, property, pattern)?;
+        }
+    }
+    for schema in ["CreatePatientBody", "UpdatePatientBody"] {
+        set(schema, "dateOfBirth", &birth_dates)?;
+    }
+    for (path, name, pattern) in PARAMETER_PATTERNS {
+        let missing = || format!("{path} ?{name}");
+        let operation = api
+            .paths
+            .paths
+            .get_mut(*path)
+            .and_then(|item| item.get.as_mut())
+            .ok_or_else(missing)?;
+        let parameter = operation
+            .parameters
+            .iter_mut()
+            .flatten()
+            .find_map(|p| match p {
+                RefOr::T(p) if p.name == *name => Some(p),
+                _ => None,
+            })
+            .ok_or_else(missing)?;
+        let Some(RefOr::T(openapi::Schema::Object(schema))) = parameter.schema.as_mut() else {
+            return Err(missing());
+        };
+        schema.pattern = Some((*pattern).to_owned());
+    }
+    Ok(())
 }
 
 /// The answers any operation can give besides its own: 400 for bad input,
@@ -189,4 +290,15 @@ pub fn page<T: Serialize>(path: &str, params: &PageParams, page: Page<T>) -> Res
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pattern_finds_its_field() {
+        let (_, mut api) = router();
+        assert_eq!(add_patterns(&mut api, chrono::Utc::now().date_naive()), Ok(()));
+    }
 }

@@ -70,6 +70,7 @@ impl From<Patient> for PatientJson {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreatePatientBody {
+    /// At most 200 characters, not all white space, no control characters.
     #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// `YYYY-MM-DD`, not in the future, not before 1850.
@@ -77,7 +78,11 @@ pub struct CreatePatientBody {
     pub date_of_birth: Option<String>,
     /// `UNKNOWN` when left out or null.
     pub gender: Option<Gender>,
+    /// Blank is no value.
+    #[schema(max_length = 254)]
     pub email: Option<String>,
+    /// Digits, spaces and `+-()`; blank is no value.
+    #[schema(max_length = 32)]
     pub phone: Option<String>,
     #[schema(max_length = 1000)]
     pub address: Option<String>,
@@ -91,19 +96,19 @@ pub struct CreatePatientBody {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdatePatientBody {
     #[serde(default)]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 200)]
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
     pub name: Change<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>, format = Date)]
     pub date_of_birth: Change<String>,
     #[serde(default)]
-    #[schema(value_type = Option<Gender>)]
+    #[schema(value_type = Gender)]
     pub gender: Change<Gender>,
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 254)]
     pub email: Change<String>,
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 32)]
     pub phone: Change<String>,
     #[serde(default)]
     #[schema(value_type = Option<String>, max_length = 1000)]
@@ -123,7 +128,13 @@ fn date_of_birth(raw: &str) -> Result<NaiveDate, AppError> {
     post, path = "/api/patients", tag = "patients",
     request_body = CreatePatientBody,
     responses((status = 201, description = "The new patient", body = PatientJson,
-        headers(("Location" = String, description = "The patient's URL")))),
+        headers(("Location" = String, description = "The patient's URL")),
+        links(
+            ("GetPatient" = (operation_id = "getPatient", parameters(("id" = "$response.body#/id")))),
+            ("UpdatePatient" = (operation_id = "updatePatient", parameters(("id" = "$response.body#/id")))),
+            ("DeletePatient" = (operation_id = "deletePatient", parameters(("id" = "$response.body#/id")))),
+            ("DoctorsOfPatient" = (operation_id = "listDoctorsOfPatient", parameters(("id" = "$response.body#/id")))),
+        ))),
     security(("bearer" = []))
 )]
 pub async fn create(
