@@ -17,3 +17,4 @@ mod mappings;
 mod nplusone;
 mod paging;
 mod patients;
+mod rest;

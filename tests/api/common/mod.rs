@@ -77,6 +77,33 @@ impl Gql {
     }
 }
 
+/// A REST answer: status, headers and the JSON body (`Null` when empty).
+#[derive(Debug)]
+pub struct Rest {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Rest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the REST error shape with this status, code and field.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str, field: Option<&str>) {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.body["error"]["code"], code, "body: {}", self.body);
+        assert!(self.body["error"]["message"].is_string(), "body: {}", self.body);
+        assert_eq!(self.body["error"]["field"].as_str(), field, "body: {}", self.body);
+    }
+
+    pub fn id(&self) -> String {
+        self.body["id"].as_str().expect("an id").to_owned()
+    }
+}
+
 pub fn settings(db_url: &str) -> HashMap<String, String> {
     [
         ("DATABASE_URL", db_url),
@@ -184,6 +211,33 @@ impl TestApp {
         let status = resp.status().as_u16();
         let body = resp.json().await.unwrap_or(Value::Null);
         (status, body)
+    }
+
+    /// A REST request with an optional bearer token and JSON body.
+    pub async fn rest(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Rest {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        Self::rest_answer(req).await
+    }
+
+    /// Sends a prepared request and reads it as a REST answer.
+    pub async fn rest_answer(req: reqwest::RequestBuilder) -> Rest {
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        Rest { status, headers, body }
     }
 
     pub async fn register(&self, name: &str, email: &str, password: &str) -> Gql {
