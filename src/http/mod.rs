@@ -111,6 +111,7 @@ pub fn with_middleware(router: Router<AppState>, state: &AppState) -> Router {
                     header::CACHE_CONTROL,
                     HeaderValue::from_static("no-store"),
                 ))
+                .layer(middleware::map_response(explain_bare_failures))
                 .layer(CatchPanicLayer::custom(|_| internal_error_response()))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -125,7 +126,31 @@ pub fn with_middleware(router: Router<AppState>, state: &AppState) -> Router {
 fn internal_error_response() -> Response {
     let err = AppError::internal(anyhow::anyhow!("a handler panicked"));
     err.log();
-    crate::graphql::error_response(err.status(), &err)
+    failure_response(&err)
+}
+
+/// The answer to a request that failed before any transport could shape it
+/// (a panic, a timeout): both the REST error shape and the GraphQL one, since
+/// the path may be either's.
+fn failure_response(err: &AppError) -> Response {
+    let rest = crate::rest::error::ErrorBody::of(err);
+    let graphql = crate::graphql::error::request_error(err);
+    let body = serde_json::json!({ "error": rest.error, "errors": [graphql] });
+    (err.status(), axum::Json(body)).into_response()
+}
+
+/// Gives a body to the bodiless failures of the middleware (the timeout's 503).
+async fn explain_bare_failures<B>(response: axum::http::Response<B>) -> Response
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let bare = !response.headers().contains_key(header::CONTENT_TYPE);
+    if bare && response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        failure_response(&AppError::Unavailable)
+    } else {
+        response.map(axum::body::Body::new)
+    }
 }
 
 fn cors(origins: &CorsOrigins) -> CorsLayer {

@@ -194,36 +194,23 @@ fn add_patterns(api: &mut openapi::OpenApi, today: chrono::NaiveDate) -> Result<
 /// 401 where a token is needed, 413 and 415 where there is a body, and 500
 /// and 503 when the server or its database fails.
 fn add_common_responses(api: &mut openapi::OpenApi) {
-    let error = |description: &str| -> RefOr<openapi::Response> {
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                "application/json",
-                openapi::ContentBuilder::new()
-                    .schema(Some(RefOr::Ref(openapi::Ref::from_schema_name(ErrorBody::name()))))
-                    .build(),
-            )
-            .build()
-            .into()
-    };
-    let unauthenticated = || -> RefOr<openapi::Response> {
-        ResponseBuilder::new()
-            .description("No valid access token")
-            .header(
+    let error = |description: &str, challenge: bool| -> RefOr<openapi::Response> {
+        let mut response = ResponseBuilder::new().description(description).content(
+            "application/json",
+            openapi::ContentBuilder::new()
+                .schema(Some(RefOr::Ref(openapi::Ref::from_schema_name(ErrorBody::name()))))
+                .build(),
+        );
+        if challenge {
+            response = response.header(
                 "WWW-Authenticate",
                 openapi::HeaderBuilder::new()
                     .schema(Some(openapi::ObjectBuilder::new().schema_type(openapi::Type::String)))
                     .description(Some("`Bearer`"))
                     .build(),
-            )
-            .content(
-                "application/json",
-                openapi::ContentBuilder::new()
-                    .schema(Some(RefOr::Ref(openapi::Ref::from_schema_name(ErrorBody::name()))))
-                    .build(),
-            )
-            .build()
-            .into()
+            );
+        }
+        response.build().into()
     };
     for item in api.paths.paths.values_mut() {
         let operations = [
@@ -239,16 +226,19 @@ fn add_common_responses(api: &mut openapi::OpenApi) {
             let mut add = |status: &str, response: RefOr<openapi::Response>| {
                 responses.responses.entry(status.to_owned()).or_insert(response);
             };
-            add("400", error("Bad input: the `field` names what is wrong"));
+            add("400", error("Bad input: the `field` names what is wrong", false));
             if secured {
-                add("401", unauthenticated());
+                add("401", error("No valid access token", true));
             }
             if has_body {
-                add("413", error("The request body is over the size limit"));
-                add("415", error("The request body is not declared as `application/json`"));
+                add("413", error("The request body is over the size limit", false));
+                add(
+                    "415",
+                    error("The request body is not declared as `application/json`", false),
+                );
             }
-            add("500", error("An internal error (logged with the request id)"));
-            add("503", error("The database did not answer in time; try again"));
+            add("500", error("An internal error (logged with the request id)", false));
+            add("503", error("The database did not answer in time; try again", false));
         }
     }
 }

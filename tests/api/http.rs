@@ -320,6 +320,19 @@ async fn slow_requests_time_out() {
     assert_eq!(resp.status(), 503);
     assert!(resp.headers().contains_key("x-request-id"));
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Readable by either transport's clients.
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "INTERNAL_SERVER_ERROR");
+    let rest = app
+        .rest(
+            "POST",
+            "/api/auth/register",
+            None,
+            Some(json!({ "name": "Bo", "email": "bo@example.org", "password": "correct horse" })),
+        )
+        .await;
+    assert_eq!(rest.status, 503);
+    assert_eq!(rest.body["error"]["code"], "INTERNAL_SERVER_ERROR");
     // The abandoned request wrote nothing.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
