@@ -15,11 +15,14 @@ use crate::{
     db::{
         Db,
         embedded::{EmbeddedPostgres, Options},
+        listen::{self, Notifications},
         migrate,
     },
     graphql::{self, ApiSchema},
     http::{self, health, metrics::Metrics},
+    mappings::events,
     rest,
+    subscriptions::ws::{self, SubscriptionGate},
 };
 
 /// The embedded cluster's database name.
@@ -37,6 +40,8 @@ pub struct AppState {
     pub services: Services,
     pub db: Db,
     pub schema: ApiSchema,
+    pub notifications: Notifications,
+    pub subscriptions: SubscriptionGate,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     pub cors: CorsOrigins,
@@ -169,11 +174,18 @@ impl Application {
         );
         let services = Services { accounts };
         let metrics = Arc::new(Metrics::new());
-        let schema = graphql::build_schema(&services, &db, &config.limits, config.introspection);
+        let notifications = listen::spawn(database.url.expose(), events::CHANNEL, 1024)?;
+        let schema = graphql::build_schema(&services, &db, &notifications, &config.limits, config.introspection);
+        let subscriptions = SubscriptionGate::new(
+            config.limits.max_subscriptions,
+            config.limits.max_subscriptions_per_connection,
+        );
         let state = AppState {
             services,
             db,
             schema,
+            notifications,
+            subscriptions,
             metrics,
             limits: config.limits.clone(),
             cors: config.cors_allowed_origins.clone(),
@@ -182,6 +194,7 @@ impl Application {
         let routes = Router::new()
             .route("/graphql", get(graphql::get).post(graphql::post))
             .route("/graphql/assets/{name}", get(graphql::asset))
+            .route("/graphql/ws", get(ws::handler))
             .route("/healthz", get(health::healthz))
             .route("/readyz", get(health::readyz))
             .route("/metrics", get(http::metrics::handler))

@@ -43,6 +43,10 @@ pub struct Limits {
     pub max_batch: usize,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// Live subscriptions on this server, all connections together.
+    pub max_subscriptions: usize,
+    /// Live subscriptions on one WebSocket connection.
+    pub max_subscriptions_per_connection: usize,
 }
 
 impl Default for Limits {
@@ -53,6 +57,8 @@ impl Default for Limits {
             max_batch: 10,
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            max_subscriptions: 10_000,
+            max_subscriptions_per_connection: 50,
         }
     }
 }
@@ -186,6 +192,20 @@ impl Config {
                 1_000_000,
             )?,
             max_batch: number("GRAPHQL_MAX_BATCH", get("GRAPHQL_MAX_BATCH"), d.max_batch, 1, 1000)?,
+            max_subscriptions: number(
+                "MAX_SUBSCRIPTIONS",
+                get("MAX_SUBSCRIPTIONS"),
+                d.max_subscriptions,
+                1,
+                1_000_000,
+            )?,
+            max_subscriptions_per_connection: number(
+                "MAX_SUBSCRIPTIONS_PER_CONNECTION",
+                get("MAX_SUBSCRIPTIONS_PER_CONNECTION"),
+                d.max_subscriptions_per_connection,
+                1,
+                10_000,
+            )?,
             max_body_bytes: number(
                 "MAX_BODY_BYTES",
                 get("MAX_BODY_BYTES"),

@@ -31,6 +31,12 @@ pub enum AppError {
     },
     #[error("too many attempts; try again later")]
     TooManyRequests,
+    /// A subscriber fell too far behind the events and was stopped.
+    #[error("the subscription fell behind and was stopped; subscribe again")]
+    SubscriberTooSlow,
+    /// A server or connection limit on subscriptions was reached.
+    #[error("too many subscriptions")]
+    TooManySubscriptions,
     /// The database could not be reached in time.
     #[error("the service is temporarily unavailable; try again")]
     Unavailable,
@@ -55,7 +61,8 @@ impl AppError {
             Self::NotFound => "NOT_FOUND",
             Self::BadInput { .. } | Self::PayloadTooLarge | Self::NotJson => "BAD_USER_INPUT",
             Self::Conflict { .. } => "CONFLICT",
-            Self::TooManyRequests => "TOO_MANY_REQUESTS",
+            Self::TooManyRequests | Self::TooManySubscriptions => "TOO_MANY_REQUESTS",
+            Self::SubscriberTooSlow => "INTERNAL_SERVER_ERROR",
             Self::Unavailable | Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -69,7 +76,8 @@ impl AppError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests | Self::TooManySubscriptions => StatusCode::TOO_MANY_REQUESTS,
+            Self::SubscriberTooSlow => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

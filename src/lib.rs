@@ -16,5 +16,6 @@ pub mod mappings;
 pub mod paging;
 pub mod patients;
 pub mod rest;
+pub mod subscriptions;
 pub mod telemetry;
 pub mod viewer;

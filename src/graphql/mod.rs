@@ -12,13 +12,13 @@ pub mod error;
 pub mod loaders;
 pub mod mappings;
 pub mod patients;
+pub mod subscriptions;
 pub mod types;
 
 use std::sync::Arc;
 
 use async_graphql::{
-    BatchRequest, BatchResponse, Context, EmptySubscription, MergedObject, Schema, SchemaBuilder, ServerError,
-    ServerResult, Variables,
+    BatchRequest, BatchResponse, Context, MergedObject, Schema, SchemaBuilder, ServerError, ServerResult, Variables,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
     parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet},
 };
@@ -57,7 +57,7 @@ pub struct Mutation(
     mappings::MappingMutations,
 );
 
-pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type ApiSchema = Schema<Query, Mutation, subscriptions::SubscriptionRoot>;
 
 /// The caller of this request, if its bearer token verified.
 #[derive(Clone)]
@@ -90,8 +90,11 @@ pub async fn user(ctx: &Context<'_>, id: uuid::Uuid) -> async_graphql::Result<ty
 }
 
 /// The schema with its limits, without any data (enough to export the SDL).
-pub fn schema_builder(limits: &Limits, introspection: bool) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub fn schema_builder(
+    limits: &Limits,
+    introspection: bool,
+) -> SchemaBuilder<Query, Mutation, subscriptions::SubscriptionRoot> {
+    let builder = Schema::build(Query::default(), Mutation::default(), subscriptions::SubscriptionRoot)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         // Enough to count every field of a deep, wide document once.
@@ -152,12 +155,19 @@ pub fn sdl() -> String {
     schema_builder(&Limits::default(), true).finish().sdl()
 }
 
-pub fn build_schema(state: &crate::app::Services, db: &Db, limits: &Limits, introspection: bool) -> ApiSchema {
+pub fn build_schema(
+    state: &crate::app::Services,
+    db: &Db,
+    notifications: &crate::db::listen::Notifications,
+    limits: &Limits,
+    introspection: bool,
+) -> ApiSchema {
     // No extension here: async-graphql runs every field through each
     // extension's resolve hook, which measurably slows wide reads.
     schema_builder(limits, introspection)
         .data(state.accounts.clone())
         .data(db.clone())
+        .data(notifications.clone())
         .finish()
 }
 

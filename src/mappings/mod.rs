@@ -2,6 +2,8 @@
 //! patient; the doctor must exist; a pair is assigned at most once (the
 //! database's unique constraint has the last word).
 
+pub mod events;
+
 use std::collections::HashMap;
 
 use diesel_async::AsyncConnection as _;

@@ -18,3 +18,4 @@ mod nplusone;
 mod paging;
 mod patients;
 mod rest;
+mod subscriptions;

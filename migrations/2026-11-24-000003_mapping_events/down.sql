@@ -1,0 +1,2 @@
+DROP TRIGGER mappings_notify ON mappings;
+DROP FUNCTION mappings_notify();

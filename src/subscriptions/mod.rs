@@ -1,0 +1,3 @@
+//! The WebSocket transport of GraphQL subscriptions.
+
+pub mod ws;
