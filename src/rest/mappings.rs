@@ -13,7 +13,6 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    created,
     doctors::DoctorJson,
     error::{ApiResult, ErrorBody},
     extract::{Auth, Body, Id, ListQuery, Paging},
@@ -70,7 +69,6 @@ pub struct AssignBody {
     request_body = AssignBody,
     responses(
         (status = 201, description = "The new assignment", body = MappingJson,
-            headers(("Location" = String, description = "Where the patient's doctors are listed")),
             links(
                 ("DoctorsOfPatient" = (operation_id = "listDoctorsOfPatient",
                     parameters(("id" = "$response.body#/patientId")))),
@@ -89,10 +87,9 @@ pub async fn create(
     let patient_id = parse_id("patientId", &body.patient_id)?;
     let doctor_id = parse_id("doctorId", &body.doctor_id)?;
     let mapping = mappings::assign(&app.db, &viewer, patient_id, doctor_id).await?;
-    Ok(created(
-        &format!("/api/mappings/{}", mapping.patient_id),
-        MappingJson::from(mapping),
-    ))
+    // No `Location`: `/api/mappings/{id}` reads a patient's doctors but
+    // deletes an assignment, so no single URL names the new assignment.
+    Ok((StatusCode::CREATED, Json(MappingJson::from(mapping))).into_response())
 }
 
 /// Assignments whose patient the caller may see, newest first.
