@@ -1,0 +1,214 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { CombinedGraphQLErrors } from '@apollo/client';
+import { apolloClient } from '../src/apollo.ts';
+import type { Session } from '../src/session.ts';
+import {
+  AssignDoctorDocument,
+  CreatePatientDocument,
+  DeletePatientDocument,
+  LoginDocument,
+  MappingEventsDocument,
+  MeDocument,
+  PatientDocument,
+  PatientSummaryDocument,
+  PatientFieldsFragmentDoc,
+  PatientsDocument,
+  RegisterDocument,
+  UpdateDoctorDocument,
+  UpdatePatientDocument,
+  type MappingEventsSubscription,
+} from '../src/generated/graphql.ts';
+import { API_URL, Received, createDoctor, newAccount, signUp, untilLive } from './api.ts';
+
+// The GraphQL error code of a failed Apollo operation.
+function codeOf(error: unknown): { code: unknown; field: unknown } {
+  assert.ok(CombinedGraphQLErrors.is(error), `expected GraphQL errors, got ${String(error)}`);
+  const extensions = error.errors[0]?.extensions ?? {};
+  return { code: extensions.code, field: extensions.field };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  assert.fail('the operation succeeded');
+}
+
+test('Apollo Client signs up, signs in through a bearer link, pages, updates and deletes', async () => {
+  const session: Session = { token: null };
+  const client = apolloClient(API_URL, session);
+  const account = newAccount('Apollo Ann');
+
+  // Without a token, a protected read is UNAUTHENTICATED.
+  assert.deepEqual(codeOf(await rejection(client.query({ query: MeDocument }))).code, 'UNAUTHENTICATED');
+
+  const registered = await client.mutate({ mutation: RegisterDocument, variables: { input: account } });
+  assert.equal(registered.data?.register.tokenType, 'Bearer');
+  const login = await client.mutate({
+    mutation: LoginDocument,
+    variables: { input: { email: account.email.toUpperCase(), password: account.password } },
+  });
+  assert.ok(login.data);
+  session.token = login.data.login.accessToken;
+  assert.equal(login.data.login.user.email, account.email);
+
+  const me = await client.query({ query: MeDocument, fetchPolicy: 'network-only' });
+  assert.equal(me.data?.me.email, account.email);
+  assert.equal(me.data?.me.role, 'USER');
+
+  // Seven patients, created one after another.
+  const created: string[] = [];
+  for (let n = 1; n <= 7; n++) {
+    const result = await client.mutate({
+      mutation: CreatePatientDocument,
+      variables: { input: { name: `Apollo Patient ${n}`, dateOfBirth: '1980-02-29', gender: 'FEMALE' } },
+    });
+    assert.ok(result.data);
+    assert.equal(result.data.createPatient.name, `Apollo Patient ${n}`);
+    created.push(result.data.createPatient.id);
+  }
+
+  // Newest first, three at a time; the cursor field policy merges the pages.
+  const list = client.watchQuery({ query: PatientsDocument, variables: { first: 3 } });
+  // What the screen shows: the last list the query emitted.
+  let shown = 0;
+  const watching = list.subscribe((result) => {
+    shown = result.data?.patients?.edges?.length ?? 0;
+  });
+  // The list as the cache holds it now: every page fetched so far, merged.
+  const current = () => {
+    const result = client.readQuery({ query: PatientsDocument, variables: { first: 3 } });
+    assert.ok(result);
+    return result.patients;
+  };
+  try {
+    const first = await list.refetch();
+    assert.equal(first.data?.patients.edges.length, 3);
+    assert.equal(first.data?.patients.totalCount, 7);
+    let fetches = 1;
+    while (current().pageInfo.hasNextPage && fetches < 10) {
+      const more = await list.fetchMore({ variables: { after: current().pageInfo.endCursor } });
+      assert.ok(more.data && more.data.patients.edges.length <= 3);
+      fetches += 1;
+    }
+    assert.equal(fetches, 3);
+    const merged = current();
+    assert.deepEqual(
+      merged.edges.map((edge) => edge.node.id),
+      [...created].reverse(),
+    );
+    assert.equal(merged.pageInfo.hasNextPage, false);
+    // The watching query emits the merged list too.
+    for (let wait = 0; shown < 7 && wait < 100; wait++) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(shown, 7);
+
+    // One cached list per search: a search does not disturb the merged list.
+    const searched = await client.query({ query: PatientsDocument, variables: { first: 3, search: 'patient 3' } });
+    assert.deepEqual(
+      searched.data?.patients.edges.map((edge) => edge.node.id),
+      [created[2]],
+    );
+
+    // An update is normalised by id into every cached copy of the patient.
+    const target = created[2]!;
+    const updated = await client.mutate({
+      mutation: UpdatePatientDocument,
+      variables: { id: target, input: { name: 'Apollo Patient Three', dateOfBirth: null, phone: '+44 20 7946 0000' } },
+    });
+    assert.equal(updated.data?.updatePatient.name, 'Apollo Patient Three');
+    assert.equal(updated.data?.updatePatient.dateOfBirth, null);
+    const cached = client.cache.readFragment({
+      id: client.cache.identify({ __typename: 'Patient', id: target }),
+      fragment: PatientFieldsFragmentDoc,
+      fragmentName: 'PatientFields',
+    });
+    assert.equal(cached?.name, 'Apollo Patient Three');
+    assert.equal(cached?.phone, '+44 20 7946 0000');
+    const inList = current().edges.find((edge) => edge.node.id === target);
+    assert.equal(inList?.node.name, 'Apollo Patient Three');
+    // patient(id) is answered from the cache, without a request.
+    const fromCache = await client.query({ query: PatientSummaryDocument, variables: { id: target }, fetchPolicy: 'cache-only' });
+    assert.equal(fromCache.data?.patient?.name, 'Apollo Patient Three');
+
+    // Delete, then evict: the server no longer has it, and neither has the cache.
+    const deleted = await client.mutate({ mutation: DeletePatientDocument, variables: { id: target } });
+    assert.equal(deleted.data?.deletePatient, target);
+    client.cache.evict({ id: client.cache.identify({ __typename: 'Patient', id: target }) });
+    client.cache.gc();
+    const gone = await client.query({ query: PatientDocument, variables: { id: target }, fetchPolicy: 'network-only' });
+    assert.equal(gone.data?.patient, null);
+    const after = await client.query({ query: PatientsDocument, variables: { first: 10 }, fetchPolicy: 'network-only' });
+    assert.equal(after.data?.patients.totalCount, 6);
+    assert.ok(!after.data?.patients.edges.some((edge) => edge.node.id === target));
+  } finally {
+    watching.unsubscribe();
+  }
+
+  // Invalid input: BAD_USER_INPUT naming the field; nothing is created.
+  const invalid = codeOf(
+    await rejection(client.mutate({ mutation: CreatePatientDocument, variables: { input: { name: '   ' } } })),
+  );
+  assert.deepEqual(invalid, { code: 'BAD_USER_INPUT', field: 'name' });
+  const badDate = codeOf(
+    await rejection(
+      client.mutate({ mutation: CreatePatientDocument, variables: { input: { name: 'Dated', dateOfBirth: '1980-02-30' } } }),
+    ),
+  );
+  assert.deepEqual(badDate, { code: 'BAD_USER_INPUT', field: 'dateOfBirth' });
+  const count = await client.query({ query: PatientsDocument, variables: { first: 1 }, fetchPolicy: 'network-only' });
+  assert.equal(count.data?.patients.totalCount, 6);
+
+  // Another user's doctor: FORBIDDEN to change; another user's patient: not there.
+  const bob = await signUp('Apollo Bob');
+  const bobsDoctor = await createDoctor(bob.token, 'Dr Bob');
+  const forbidden = codeOf(
+    await rejection(
+      client.mutate({ mutation: UpdateDoctorDocument, variables: { id: bobsDoctor, input: { name: 'Dr Ann' } } }),
+    ),
+  );
+  assert.equal(forbidden.code, 'FORBIDDEN');
+  const bobsView = await apolloClient(API_URL, { token: bob.token }).query({
+    query: PatientDocument,
+    variables: { id: created[0]! },
+  });
+  assert.equal(bobsView.data?.patient, null);
+
+  client.stop();
+});
+
+test('Apollo Client receives assignment events through GraphQLWsLink', async () => {
+  const ann = await signUp('Apollo Subscriber');
+  const client = apolloClient(API_URL, { token: ann.token });
+  const patient = (
+    await client.mutate({ mutation: CreatePatientDocument, variables: { input: { name: 'Watched Patient' } } })
+  ).data!.createPatient.id;
+
+  type Event = MappingEventsSubscription['mappingEvents'];
+  const received = new Received<Event>();
+  const failures: unknown[] = [];
+  const subscription = client
+    .subscribe({ query: MappingEventsDocument, variables: { patientId: patient } })
+    .subscribe({
+      next: (result) => (result.data ? received.push(result.data.mappingEvents) : failures.push(result.error)),
+      error: (error) => failures.push(error),
+    });
+  try {
+    await untilLive(received, async () => {
+      const doctor = await createDoctor(ann.token, 'Dr Watched');
+      const result = await client.mutate({
+        mutation: AssignDoctorDocument,
+        variables: { input: { patientId: patient, doctorId: doctor } },
+      });
+      const mapping = result.data!.assignDoctor.id;
+      return (event) => event.kind === 'ASSIGNED' && event.mappingId === mapping && event.doctorId === doctor;
+    });
+    assert.deepEqual(failures, []);
+    assert.ok(received.items.every((event) => event.patientId === patient && event.kind === 'ASSIGNED'));
+  } finally {
+    subscription.unsubscribe();
+    client.stop();
+  }
+});
