@@ -18,7 +18,7 @@ use crate::{
         listen::{self, Notifications},
         migrate,
     },
-    graphql::{self, ApiSchema},
+    graphql::{self, Schemas},
     http::{self, health, metrics::Metrics},
     mappings::events,
     rest,
@@ -39,7 +39,7 @@ pub struct Services {
 pub struct AppState {
     pub services: Services,
     pub db: Db,
-    pub schema: ApiSchema,
+    pub schemas: Schemas,
     pub notifications: Notifications,
     pub subscriptions: SubscriptionGate,
     pub metrics: Arc<Metrics>,
@@ -175,7 +175,7 @@ impl Application {
         let services = Services { accounts };
         let metrics = Arc::new(Metrics::new());
         let notifications = listen::spawn(database.url.expose(), events::CHANNEL, 1024)?;
-        let schema = graphql::build_schema(&services, &db, &notifications, &config.limits, config.introspection);
+        let schemas = Schemas::build(&services, &db, &notifications, &config.limits, config.introspection);
         let subscriptions = SubscriptionGate::new(
             config.limits.max_subscriptions,
             config.limits.max_subscriptions_per_connection,
@@ -183,7 +183,7 @@ impl Application {
         let state = AppState {
             services,
             db,
-            schema,
+            schemas,
             notifications,
             subscriptions,
             metrics,

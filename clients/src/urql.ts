@@ -1,5 +1,5 @@
 import { Client, fetchExchange, subscriptionExchange } from '@urql/core';
-import { cacheExchange } from '@urql/exchange-graphcache';
+import { cacheExchange, type Cache } from '@urql/exchange-graphcache';
 import { relayPagination } from '@urql/exchange-graphcache/extras';
 import { bearer, type Session } from './session.ts';
 import { wsClient } from './ws.ts';
@@ -28,13 +28,22 @@ export function urqlClient(apiUrl: string, session: Session): Client {
         resolvers: {
           Query: {
             patients: relayPagination(),
-            patient: (_parent, args) => ({ __typename: 'Patient', id: args.id as string }),
+            // What the server last said about patient(id), else the
+            // patient as a list brought it in.
+            patient: (_parent, args, cache, info) => {
+              const known = cache.resolve(info.parentKey, info.fieldName, args);
+              return known !== undefined ? known : { __typename: 'Patient', id: args.id as string };
+            },
           },
         },
+        // A patient created or deleted changes every cached list of
+        // patients: drop them, and the next read asks the server.
         updates: {
           Mutation: {
+            createPatient: (_result, _args, cache) => forgetPatientLists(cache),
             deletePatient: (_result, args, cache) => {
               cache.invalidate({ __typename: 'Patient', id: args.id as string });
+              forgetPatientLists(cache);
             },
           },
         },
@@ -49,4 +58,10 @@ export function urqlClient(apiUrl: string, session: Session): Client {
       }),
     ],
   });
+}
+
+function forgetPatientLists(cache: Cache): void {
+  for (const field of cache.inspectFields('Query')) {
+    if (field.fieldName === 'patients') cache.invalidate('Query', field.fieldName, field.arguments);
+  }
 }

@@ -155,20 +155,78 @@ pub fn sdl() -> String {
     schema_builder(&Limits::default(), true).finish().sdl()
 }
 
-pub fn build_schema(
-    state: &crate::app::Services,
-    db: &Db,
-    notifications: &crate::db::listen::Notifications,
-    limits: &Limits,
-    introspection: bool,
-) -> ApiSchema {
-    // No extension here: async-graphql runs every field through each
-    // extension's resolve hook, which measurably slows wide reads.
-    schema_builder(limits, introspection)
-        .data(state.accounts.clone())
-        .data(db.clone())
-        .data(notifications.clone())
-        .finish()
+/// How deep a document that only introspects may nest. The introspection
+/// query of GraphiQL, graphql-codegen and Apollo's tools follows type
+/// wrappers nine levels down, about 15 levels in all: deeper than any data
+/// query needs. The complexity limit still bounds its size.
+pub const INTROSPECTION_DEPTH: usize = 32;
+
+/// The schema for data operations, and the same schema with the deeper
+/// depth limit that introspection-only documents run against.
+#[derive(Clone)]
+pub struct Schemas {
+    pub data: ApiSchema,
+    pub introspection: ApiSchema,
+}
+
+impl Schemas {
+    pub fn build(
+        state: &crate::app::Services,
+        db: &Db,
+        notifications: &crate::db::listen::Notifications,
+        limits: &Limits,
+        introspection: bool,
+    ) -> Self {
+        // No extension here: async-graphql runs every field through each
+        // extension's resolve hook, which measurably slows wide reads.
+        let build = |limits: &Limits| {
+            schema_builder(limits, introspection)
+                .data(state.accounts.clone())
+                .data(db.clone())
+                .data(notifications.clone())
+                .finish()
+        };
+        let deeper = Limits {
+            max_depth: limits.max_depth.max(INTROSPECTION_DEPTH),
+            ..limits.clone()
+        };
+        Self {
+            data: build(limits),
+            introspection: build(&deeper),
+        }
+    }
+
+    /// The schema a batch runs against: the introspection one only when
+    /// every operation of every request asks for nothing but `__schema`,
+    /// `__type` and `__typename`. The document parsed here is kept in the
+    /// request, so it is not parsed twice.
+    fn for_batch(&self, batch: &mut BatchRequest) -> &ApiSchema {
+        let introspective = batch
+            .iter_mut()
+            .all(|request| request.query.contains("__") && request.parsed_query().is_ok_and(only_introspects));
+        if introspective { &self.introspection } else { &self.data }
+    }
+}
+
+fn only_introspects(document: &ExecutableDocument) -> bool {
+    fn root_is_introspection(document: &ExecutableDocument, set: &SelectionSet, depth: usize) -> bool {
+        depth < 32
+            && set.items.iter().all(|item| match &item.node {
+                Selection::Field(field) => {
+                    matches!(field.node.name.node.as_str(), "__schema" | "__type" | "__typename")
+                }
+                Selection::InlineFragment(inline) => {
+                    root_is_introspection(document, &inline.node.selection_set.node, depth + 1)
+                }
+                Selection::FragmentSpread(spread) => document
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .is_some_and(|f| root_is_introspection(document, &f.node.selection_set.node, depth + 1)),
+            })
+    }
+    document.operations.iter().all(|(_, op)| {
+        op.node.ty == OperationType::Query && root_is_introspection(document, &op.node.selection_set.node, 0)
+    })
 }
 
 /// `POST /graphql`: one operation or a batch, as JSON.
@@ -272,7 +330,8 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
         .map(|r| metrics::operation_kind(&r.query, r.operation_name.as_deref()))
         .collect();
     let started = std::time::Instant::now();
-    let mut response = batch::run(queue, state.schema.execute_batch(batch)).await;
+    let schema = state.schemas.for_batch(&mut batch);
+    let mut response = batch::run(queue, schema.execute_batch(batch)).await;
     let seconds = started.elapsed().as_secs_f64();
     for kind in kinds {
         state.metrics.observe_graphql(kind, seconds);

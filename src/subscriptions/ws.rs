@@ -297,8 +297,12 @@ impl Connection {
             .data(RequestId(self.request_id.clone()));
         let (stop, stopped) = oneshot::channel::<()>();
         self.active.insert(id.clone(), stop);
-        self.results
-            .push(results(id, self.state.schema.execute_stream(request), stopped, permit));
+        self.results.push(results(
+            id,
+            self.state.schemas.data.execute_stream(request),
+            stopped,
+            permit,
+        ));
         Step::Send(Vec::new())
     }
 

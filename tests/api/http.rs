@@ -214,12 +214,12 @@ async fn malformed_requests_get_client_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn depth_complexity_and_batch_limits() {
     let app = TestApp::spawn().await;
-    // Depth: 13 levels of introspection.
-    let mut deep = String::from("name");
-    for _ in 0..11 {
-        deep = format!("ofType {{ {deep} }}");
+    // Depth: a data query 13 levels deep.
+    let mut inner = String::from("id");
+    for level in (3..=12).rev() {
+        inner = format!("{} {{ {inner} }}", if level % 2 == 1 { "doctors" } else { "patients" });
     }
-    let too_deep = format!("{{ __schema {{ types {{ fields {{ type {{ {deep} }} }} }} }} }}");
+    let too_deep = format!("{{ patients {{ nodes {{ {inner} }} }} }}");
     let resp = app.gql(&too_deep, json!({})).await;
     resp.assert_code("BAD_USER_INPUT");
     assert!(
@@ -227,8 +227,18 @@ async fn depth_complexity_and_batch_limits() {
             .as_str()
             .unwrap()
             .to_lowercase()
-            .contains("deep")
+            .contains("deep"),
+        "{}",
+        resp.body
     );
+    // Introspection may nest deeper (the standard introspection query needs
+    // about 15 levels), but not without bound: 33 levels is refused.
+    let mut deep = String::from("name");
+    for _ in 0..29 {
+        deep = format!("ofType {{ {deep} }}");
+    }
+    let too_deep = format!("{{ __schema {{ types {{ fields {{ type {{ {deep} }} }} }} }} }}");
+    app.gql(&too_deep, json!({})).await.assert_code("BAD_USER_INPUT");
 
     // Complexity: 1,001 aliases of `me { id }` are 2,002 fields.
     let wide: String = (0..1001).map(|i| format!("a{i}: me {{ id }} ")).collect();
@@ -282,11 +292,38 @@ async fn oversized_bodies_are_413_and_write_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn introspection_can_be_turned_off() {
+async fn introspection_answers_the_standard_query_and_can_be_turned_off() {
+    const STANDARD: &str = include_str!("introspection_query.graphql");
     let on = TestApp::spawn().await;
     on.gql("{ __schema { queryType { name } } }", json!({}))
         .await
         .assert_ok();
+    // The query GraphiQL and graphql-codegen send nests deeper than data
+    // queries may, and is answered in full.
+    let resp = on.gql(STANDARD, json!({})).await;
+    resp.assert_ok();
+    let schema = &resp.body["data"]["__schema"];
+    assert_eq!(schema["subscriptionType"]["name"], "Subscription");
+    let types: Vec<&str> = schema["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for name in ["Patient", "Doctor", "Mapping", "MappingEvent", "UpdatePatientInput"] {
+        assert!(types.contains(&name), "{name} missing from {types:?}");
+    }
+    // Only documents that introspect and nothing else get the deeper limit:
+    // a data field beside `__schema` puts the whole document under the
+    // ordinary one.
+    let mixed = STANDARD.replacen("__schema {", "me { id } __schema {", 1);
+    let resp = on.gql(&mixed, json!({})).await;
+    resp.assert_code("BAD_USER_INPUT");
+    assert!(
+        resp.body["errors"][0]["message"].as_str().unwrap().contains("deep"),
+        "{}",
+        resp.body
+    );
     let off = TestApp::spawn_with(|s| {
         s.insert("GRAPHQL_INTROSPECTION".into(), "false".into());
     })
@@ -294,6 +331,7 @@ async fn introspection_can_be_turned_off() {
     off.gql("{ __schema { queryType { name } } }", json!({}))
         .await
         .assert_code("BAD_USER_INPUT");
+    off.gql(STANDARD, json!({})).await.assert_code("BAD_USER_INPUT");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
