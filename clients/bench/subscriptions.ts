@@ -15,7 +15,7 @@ const OTHER_URL = process.env.OTHER_URL!;
 const SERVER_PID = process.env.SERVER_PID!;
 const EVENTS = Number(process.env.EVENTS ?? 500);
 const IDLE = Number(process.env.IDLE ?? 1000);
-const PER_CONNECTION = 50;
+const PER_CONNECTION = Number(process.env.PER_CONNECTION ?? 50);
 const QUERY = 'subscription ($p: ID) { mappingEvents(patientId: $p) { kind mappingId patientId doctorId at } }';
 
 type Event = { mappingId: string };

@@ -195,6 +195,22 @@ async fn a_subscription_to_one_patient_gets_only_that_patient() {
 }
 
 #[tokio::test]
+async fn a_message_larger_than_the_read_buffer_is_read_whole() {
+    // The socket reads in 4 KiB chunks; a 40 KB subscribe message (a long
+    // comment in the document) still arrives whole and works.
+    let app = TestApp::spawn().await;
+    let ann = app.signup("ann").await;
+    let (patient, doctor) = setup(&app, &ann, "Large").await;
+    let mut ws = Ws::ready(app.port, TRANSPORT, &ann.token).await;
+    let query = format!("{EVENTS}\n# {}", "x".repeat(40_000));
+    ws.send(json!({ "type": "subscribe", "id": "big", "payload": { "query": query, "variables": { "p": patient } } }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mapping = assign(&app, &ann, &patient, &doctor).await;
+    assert_eq!(ws.event("big").await["mappingId"], mapping.as_str());
+}
+
+#[tokio::test]
 async fn admins_see_every_patients_events() {
     let app = TestApp::spawn().await;
     let ann = app.signup("ann").await;
