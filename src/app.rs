@@ -40,6 +40,8 @@ pub struct AppState {
     pub services: Services,
     pub db: Db,
     pub schemas: Schemas,
+    /// Parsed GraphQL documents by their text.
+    pub documents: Arc<graphql::documents::Documents>,
     pub notifications: Notifications,
     pub subscriptions: SubscriptionGate,
     pub metrics: Arc<Metrics>,
@@ -184,6 +186,7 @@ impl Application {
             services,
             db,
             schemas,
+            documents: Arc::default(),
             notifications,
             subscriptions,
             metrics,

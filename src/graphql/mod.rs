@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod audit;
 pub mod batch;
 pub mod doctors;
+pub mod documents;
 pub mod error;
 pub mod loaders;
 pub mod mappings;
@@ -330,6 +331,9 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
         .map(|r| metrics::operation_kind(&r.query, r.operation_name.as_deref()))
         .collect();
     let started = std::time::Instant::now();
+    for request in batch.iter_mut() {
+        state.documents.prepare(request);
+    }
     let schema = state.schemas.for_batch(&mut batch);
     let mut response = batch::run(queue, schema.execute_batch(batch)).await;
     let seconds = started.elapsed().as_secs_f64();
