@@ -128,27 +128,42 @@ impl Extension for NoIntrospection {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
-        if document
-            .operations
-            .iter()
-            .any(|(_, op)| introspects(&document, &op.node.selection_set.node, 0))
-        {
+        if document.operations.iter().any(|(_, op)| {
+            root_field_names(&document, &op.node.selection_set.node)
+                .iter()
+                .any(|name| matches!(*name, "__schema" | "__type"))
+        }) {
             return Err(ServerError::new("introspection is disabled on this server", None));
         }
         Ok(document)
     }
 }
 
-fn introspects(document: &ExecutableDocument, set: &SelectionSet, depth: usize) -> bool {
-    depth < 32
-        && set.items.iter().any(|item| match &item.node {
-            Selection::Field(field) => matches!(field.node.name.node.as_str(), "__schema" | "__type"),
-            Selection::InlineFragment(inline) => introspects(document, &inline.node.selection_set.node, depth + 1),
-            Selection::FragmentSpread(spread) => document
-                .fragments
-                .get(&spread.node.fragment_name.node)
-                .is_some_and(|f| introspects(document, &f.node.selection_set.node, depth + 1)),
-        })
+/// The names of an operation's root fields, through fragments. A fragment
+/// that is missing or nested beyond 32 levels counts as an unnamed field, so
+/// neither check below can be passed by leaving a field out.
+fn root_field_names<'a>(document: &'a ExecutableDocument, set: &'a SelectionSet) -> Vec<&'a str> {
+    fn collect<'a>(document: &'a ExecutableDocument, set: &'a SelectionSet, depth: usize, names: &mut Vec<&'a str>) {
+        if depth >= 32 {
+            names.push("");
+            return;
+        }
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => names.push(field.node.name.node.as_str()),
+                Selection::InlineFragment(inline) => {
+                    collect(document, &inline.node.selection_set.node, depth + 1, names)
+                }
+                Selection::FragmentSpread(spread) => match document.fragments.get(&spread.node.fragment_name.node) {
+                    Some(fragment) => collect(document, &fragment.node.selection_set.node, depth + 1, names),
+                    None => names.push(""),
+                },
+            }
+        }
+    }
+    let mut names = Vec::new();
+    collect(document, set, 0, &mut names);
+    names
 }
 
 /// The SDL that `schema.graphql` must equal.
@@ -210,23 +225,11 @@ impl Schemas {
 }
 
 fn only_introspects(document: &ExecutableDocument) -> bool {
-    fn root_is_introspection(document: &ExecutableDocument, set: &SelectionSet, depth: usize) -> bool {
-        depth < 32
-            && set.items.iter().all(|item| match &item.node {
-                Selection::Field(field) => {
-                    matches!(field.node.name.node.as_str(), "__schema" | "__type" | "__typename")
-                }
-                Selection::InlineFragment(inline) => {
-                    root_is_introspection(document, &inline.node.selection_set.node, depth + 1)
-                }
-                Selection::FragmentSpread(spread) => document
-                    .fragments
-                    .get(&spread.node.fragment_name.node)
-                    .is_some_and(|f| root_is_introspection(document, &f.node.selection_set.node, depth + 1)),
-            })
-    }
     document.operations.iter().all(|(_, op)| {
-        op.node.ty == OperationType::Query && root_is_introspection(document, &op.node.selection_set.node, 0)
+        op.node.ty == OperationType::Query
+            && root_field_names(document, &op.node.selection_set.node)
+                .iter()
+                .all(|name| matches!(*name, "__schema" | "__type" | "__typename"))
     })
 }
 

@@ -328,10 +328,8 @@ impl Connection {
         // `error`, after which the subscription is over.
         if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
             self.active.remove(&id);
-            return Step::Send(vec![match self.protocol {
-                Protocol::Transport => json!({ "type": "error", "id": id, "payload": response.errors }),
-                Protocol::Legacy => json!({ "type": "error", "id": id, "payload": response.errors }),
-            }]);
+            // Both protocols name this message `error`.
+            return Step::Send(vec![json!({ "type": "error", "id": id, "payload": response.errors })]);
         }
         let kind = match self.protocol {
             Protocol::Transport => "next",
