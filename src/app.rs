@@ -137,6 +137,16 @@ impl Application {
     /// (port 0 picks a free one; see `port()`).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let mut database = Database::open(&config).await?;
+        if let Some(pg) = &database.embedded
+            && pg.run_elsewhere()
+        {
+            let by = pg.run_by().map(|pid| format!(" (pid {pid})")).unwrap_or_default();
+            anyhow::bail!(
+                "another server{by} already runs on the embedded database in {}: stop it first, or give \
+                 every server the same DATABASE_URL",
+                pg.dir().display()
+            );
+        }
         match Self::assemble(&config, &database).await {
             Ok((state, router)) => {
                 let address = SocketAddr::new(config.host, config.port);

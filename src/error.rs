@@ -53,6 +53,21 @@ impl AppError {
         Self::Internal(err.into())
     }
 
+    /// The body of an answer to a request that failed before a transport
+    /// could shape it (a panic, a timeout): the REST error shape and the
+    /// GraphQL one at once, since the path may be either's.
+    pub fn failure_body(&self) -> serde_json::Value {
+        let message = self.to_string();
+        let mut extensions = serde_json::json!({ "code": self.code() });
+        if let Some(field) = self.field() {
+            extensions["field"] = field.into();
+        }
+        serde_json::json!({
+            "error": { "code": self.code(), "message": message, "field": self.field() },
+            "errors": [{ "message": message, "extensions": extensions }],
+        })
+    }
+
     /// The contract's `extensions.code`.
     pub fn code(&self) -> &'static str {
         match self {

@@ -1,8 +1,30 @@
 //! `Viewer`: who is asking, as proven by a verified access token.
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{accounts::Role, error::AppError};
+use crate::error::AppError;
+
+/// What a user may do: their own records (`USER`) or everyone's (`ADMIN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "USER",
+            Self::Admin => "ADMIN",
+        }
+    }
+
+    pub(crate) fn from_db(s: &str) -> Self {
+        if s == "ADMIN" { Self::Admin } else { Self::User }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Viewer {

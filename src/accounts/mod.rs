@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use self::{password::Passwords, tokens::TokenKeys};
@@ -17,32 +16,12 @@ use crate::{
     db::{self, Db, accounts::UserRow},
     error::{AppError, AppResult, OnConstraint as _},
     input::{self, Email, Password, PersonName},
-    viewer::Viewer,
+    viewer::{Role, Viewer},
 };
 
 /// Failed logins for one email within `THROTTLE_WINDOW` before it is throttled.
 pub const THROTTLE_MAX_FAILURES: i64 = 5;
 pub const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Role {
-    User,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::User => "USER",
-            Self::Admin => "ADMIN",
-        }
-    }
-
-    fn from_db(s: &str) -> Self {
-        if s == "ADMIN" { Self::Admin } else { Self::User }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct User {

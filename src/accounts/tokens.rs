@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::Role;
+use crate::viewer::Role;
 use crate::{error::AppError, viewer::Viewer};
 
 pub const ISSUER: &str = "healthcare-api";
@@ -50,10 +50,6 @@ impl TokenKeys {
             validation,
             access_ttl,
         }
-    }
-
-    pub fn access_ttl(&self) -> Duration {
-        self.access_ttl
     }
 
     /// A signed access token for the user, and its lifetime in seconds.

@@ -170,15 +170,6 @@ pub async fn record_login_failure(
         .map(drop)
 }
 
-/// Makes a user an admin (the `create-admin` command).
-pub async fn set_role(conn: &mut AsyncPgConnection, id: Uuid, role: &str) -> QueryResult<()> {
-    diesel::update(users::table.find(id))
-        .set(users::role.eq(role))
-        .execute(conn)
-        .await
-        .map(drop)
-}
-
 pub async fn find_users(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<UserRow>> {
     users::table
         .filter(users::id.eq_any(ids))

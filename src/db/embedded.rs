@@ -8,8 +8,17 @@
 //! process exits for any reason, even SIGKILL, the pipe closes and the
 //! watchdog shuts the cluster down. A cluster or pid file left behind anyway
 //! (a machine crash, a killed watchdog) is recovered on the next start.
+//!
+//! The process that runs the cluster holds a lock on `<dir>.lock` for as long
+//! as it lives (the kernel drops it when the process ends, however it ends).
+//! A second process on the same folder (`create-admin` beside a running
+//! server) finds the lock held and uses the running cluster without starting
+//! or stopping it; only a process that holds the lock may stop a postmaster
+//! it finds running, since that one's owner is then known to be gone.
 
 use std::{
+    fs::{File, TryLockError},
+    io::{Read as _, Seek as _, Write as _},
     path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
@@ -179,6 +188,38 @@ pub struct EmbeddedPostgres {
     bins: Binaries,
     owner: Option<Owner>,
     watchdog: Option<(Child, ChildStdin)>,
+    /// Held while this process runs the cluster; `None` when another live
+    /// process runs it and this one only uses it.
+    claim: Option<File>,
+    /// The process that runs the cluster, when it is another one.
+    run_by: Option<u32>,
+}
+
+/// Whose the cluster in `dir` is: ours (the lock, now held, with our pid in
+/// it), or a live process's, whose pid the lock file names.
+fn claim(dir: &Path) -> anyhow::Result<Result<File, Option<u32>>> {
+    let path = dir.with_extension("lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("could not open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0)?;
+            file.rewind()?;
+            write!(file, "{}", std::process::id())?;
+            Ok(Ok(file))
+        }
+        Err(TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            Ok(Err(pid.trim().parse().ok()))
+        }
+        Err(TryLockError::Error(e)) => Err(e).with_context(|| format!("could not lock {}", path.display())),
+    }
 }
 
 impl EmbeddedPostgres {
@@ -190,15 +231,43 @@ impl EmbeddedPostgres {
         if opts.dir.is_relative() {
             opts.dir = std::env::current_dir()?.join(&opts.dir);
         }
+        let parent = opts.dir.parent().context("the data folder has no parent")?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("could not create the data folder {}", parent.display()))?;
+        let (claim, run_by) = match claim(&opts.dir)? {
+            Ok(lock) => (Some(lock), None),
+            Err(pid) => (None, pid),
+        };
         let mut pg = Self {
             opts,
             bins,
             owner,
             watchdog: None,
+            claim,
+            run_by,
         };
+        if pg.claim.is_none() {
+            tracing::info!(
+                pid = pg.run_by,
+                "using the PostgreSQL cluster that another process runs"
+            );
+            pg.wait_ready().await?;
+            return Ok(pg);
+        }
         pg.init_if_new().await?;
         pg.launch().await?;
         Ok(pg)
+    }
+
+    /// Whether another live process runs the cluster: this one then neither
+    /// started it nor will stop it.
+    pub fn run_elsewhere(&self) -> bool {
+        self.claim.is_none()
+    }
+
+    /// The process that runs the cluster, when it is another one.
+    pub fn run_by(&self) -> Option<u32> {
+        self.run_by
     }
 
     pub fn dir(&self) -> &Path {
@@ -280,8 +349,9 @@ impl EmbeddedPostgres {
         }
     }
 
-    /// Starts a stopped cluster again.
+    /// Starts a stopped cluster again (one that this process runs).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.claim.is_some(), "the cluster is run by another process");
         self.stop().await?;
         self.launch().await
     }
@@ -291,9 +361,6 @@ impl EmbeddedPostgres {
         if dir.join("PG_VERSION").is_file() {
             return Ok(());
         }
-        let parent = dir.parent().context("the data folder has no parent")?;
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("could not create the data folder {}", parent.display()))?;
         // initdb into a scratch folder and rename it into place, so that an
         // interrupted first run never leaves a half-made cluster.
         let scratch = dir.with_extension("initdb");
@@ -401,7 +468,8 @@ impl EmbeddedPostgres {
 }
 
 /// Stops a postmaster that an earlier run left running on `dir`, and clears
-/// a pid file whose process is gone or is not PostgreSQL any more.
+/// a pid file whose process is gone or is not PostgreSQL any more. Called
+/// only while holding the cluster's lock, so its owner is known to be gone.
 async fn stop_left_behind(dir: &Path) {
     let pid_file = dir.join("postmaster.pid");
     let Some(pid) = std::fs::read_to_string(&pid_file)

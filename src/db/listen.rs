@@ -28,9 +28,9 @@ impl Notifications {
         self.sender.subscribe()
     }
 
-    /// Whether the listening connection is up.
-    pub fn is_listening(&self) -> bool {
-        *self.connected.borrow()
+    /// How many receivers are live: one per running subscription.
+    pub fn receivers(&self) -> usize {
+        self.sender.receiver_count()
     }
 
     /// Waits until the listening connection is up.
@@ -72,7 +72,7 @@ async fn listen(
     channel: &str,
     sender: &broadcast::Sender<Arc<str>>,
     connected: &watch::Sender<bool>,
-) -> Result<(), tokio_postgres::Error> {
+) -> anyhow::Result<()> {
     let mut config = config.clone();
     config.connect_timeout(Duration::from_secs(5));
     if config.get_application_name().is_none() {
@@ -80,10 +80,10 @@ async fn listen(
     }
     if config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
         let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-        relay(client, connection, channel, sender, connected).await
+        Ok(relay(client, connection, channel, sender, connected).await?)
     } else {
-        let (client, connection) = config.connect(tls::connector()).await?;
-        relay(client, connection, channel, sender, connected).await
+        let (client, connection) = config.connect(tls::connector()?).await?;
+        Ok(relay(client, connection, channel, sender, connected).await?)
     }
 }
 

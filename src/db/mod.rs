@@ -122,7 +122,8 @@ pub fn establish(url: &str) -> BoxFuture<'_, ConnectionResult<AsyncPgConnection>
             let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(bad)?;
             AsyncPgConnection::try_from_client_and_connection(client, connection).await
         } else {
-            let (client, connection) = config.connect(tls::connector()).await.map_err(bad)?;
+            let tls = tls::connector().map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+            let (client, connection) = config.connect(tls).await.map_err(bad)?;
             AsyncPgConnection::try_from_client_and_connection(client, connection).await
         }
     }

@@ -18,6 +18,7 @@ use super::{
     schema::{mappings, patients},
 };
 use crate::{
+    audit::{Action, EntityType},
     paging::{Cursor, Direction, Order, SortField},
     patients::access::visible_to,
     viewer::Viewer,
@@ -75,112 +76,81 @@ pub struct PatientChanges {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The columns of a patient row, in table order (what `PatientRow` reads).
-const COLUMNS: &str = "id, name, date_of_birth, gender, email, phone, address, medical_history, \
-                       created_by, created_at, updated_at";
-
-/// `patient(id)` in one statement: the row if the viewer may see it, and its
-/// `PATIENT_READ` event only if so. One statement is one transaction, so the
-/// read is never returned without its event, in a single round trip.
+/// Patient rows together with one audit event per row, in one statement:
+/// `WITH p AS (<rows>), audit AS (INSERT INTO audit_events ... SELECT ...
+/// FROM p) SELECT * FROM p`. One statement is one transaction, so a row is
+/// never returned without its event, in a single round trip. `rows` is a
+/// diesel query (its columns, their order and the row type come from
+/// `PatientRow`); only the event is written out here.
 #[derive(Debug, Clone, QueryId)]
-pub struct ReadAudited {
-    pub id: Uuid,
-    /// `patients::access::owner_filter`: `None` sees every patient.
-    pub owner: Option<Uuid>,
-    pub actor: Uuid,
-    pub request_id: Option<String>,
+pub struct Audited<Q> {
+    rows: Q,
+    actor: Uuid,
+    action: &'static str,
+    entity_type: &'static str,
+    request_id: Option<String>,
 }
 
-impl QueryFragment<Pg> for ReadAudited {
+impl<Q> Audited<Q> {
+    fn new(rows: Q, viewer: &Viewer, action: Action) -> Self {
+        Self {
+            rows,
+            actor: viewer.user_id,
+            action: action.as_str(),
+            entity_type: EntityType::Patient.as_str(),
+            request_id: viewer.request_id.clone(),
+        }
+    }
+}
+
+impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Audited<Q> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("WITH p AS (SELECT ");
-        out.push_sql(COLUMNS);
-        out.push_sql(" FROM patients WHERE id = ");
-        out.push_bind_param::<sql_types::Uuid, _>(&self.id)?;
-        out.push_sql(" AND (");
-        out.push_bind_param::<Nullable<sql_types::Uuid>, _>(&self.owner)?;
-        out.push_sql("::uuid IS NULL OR created_by = ");
-        out.push_bind_param::<Nullable<sql_types::Uuid>, _>(&self.owner)?;
+        out.push_sql("WITH p AS (");
+        self.rows.walk_ast(out.reborrow())?;
         out.push_sql(
-            ")), audit AS (INSERT INTO audit_events (actor_id, action, entity_type, entity_id, request_id) SELECT ",
+            "), audit AS (INSERT INTO audit_events (actor_id, action, entity_type, entity_id, request_id) SELECT ",
         );
         out.push_bind_param::<sql_types::Uuid, _>(&self.actor)?;
-        out.push_sql(", 'PATIENT_READ', 'PATIENT', p.id, ");
+        out.push_sql(", ");
+        out.push_bind_param::<sql_types::Text, _>(&self.action)?;
+        out.push_sql(", ");
+        out.push_bind_param::<sql_types::Text, _>(&self.entity_type)?;
+        out.push_sql(", p.id, ");
         out.push_bind_param::<Nullable<sql_types::Text>, _>(&self.request_id)?;
-        out.push_sql(" FROM p) SELECT ");
-        out.push_sql(COLUMNS);
-        out.push_sql(" FROM p");
+        out.push_sql(" FROM p) SELECT * FROM p");
         Ok(())
     }
 }
 
-impl Query for ReadAudited {
-    type SqlType = RowSqlType;
+impl<Q: Query> Query for Audited<Q> {
+    type SqlType = Q::SqlType;
 }
 
-/// `createPatient` in one statement: the row and its `PATIENT_CREATED` event.
-#[derive(Clone, QueryId)]
-pub struct InsertAudited {
-    pub new: NewPatientRow,
-    pub request_id: Option<String>,
+/// `patient(id)`: the row if the viewer may see it, and its `PATIENT_READ`
+/// event only if so.
+pub async fn read_audited(conn: &mut AsyncPgConnection, viewer: &Viewer, id: Uuid) -> QueryResult<Option<PatientRow>> {
+    let rows = patients::table
+        .filter(patients::id.eq(id))
+        .filter(visible_to(viewer))
+        .select(PatientRow::as_select());
+    Audited::new(rows, viewer, Action::PatientRead)
+        .get_result(conn)
+        .await
+        .optional()
 }
 
-impl QueryFragment<Pg> for InsertAudited {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let n = &self.new;
-        out.push_sql(
-            "WITH p AS (INSERT INTO patients (name, date_of_birth, gender, email, phone, address, medical_history, created_by) VALUES (",
-        );
-        out.push_bind_param::<sql_types::Text, _>(&n.name)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<sql_types::Date>, _>(&n.date_of_birth)?;
-        out.push_sql(", ");
-        out.push_bind_param::<sql_types::Text, _>(&n.gender)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<sql_types::Text>, _>(&n.email)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<sql_types::Text>, _>(&n.phone)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<sql_types::Text>, _>(&n.address)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<sql_types::Text>, _>(&n.medical_history)?;
-        out.push_sql(", ");
-        out.push_bind_param::<sql_types::Uuid, _>(&n.created_by)?;
-        out.push_sql(") RETURNING ");
-        out.push_sql(COLUMNS);
-        out.push_sql("), audit AS (INSERT INTO audit_events (actor_id, action, entity_type, entity_id, request_id) SELECT p.created_by, 'PATIENT_CREATED', 'PATIENT', p.id, ");
-        out.push_bind_param::<Nullable<sql_types::Text>, _>(&self.request_id)?;
-        out.push_sql(" FROM p) SELECT ");
-        out.push_sql(COLUMNS);
-        out.push_sql(" FROM p");
-        Ok(())
-    }
-}
-
-impl Query for InsertAudited {
-    type SqlType = RowSqlType;
-}
-
-type RowSqlType = (
-    sql_types::Uuid,
-    sql_types::Text,
-    Nullable<sql_types::Date>,
-    sql_types::Text,
-    Nullable<sql_types::Text>,
-    Nullable<sql_types::Text>,
-    Nullable<sql_types::Text>,
-    Nullable<sql_types::Text>,
-    sql_types::Uuid,
-    sql_types::Timestamptz,
-    sql_types::Timestamptz,
-);
-
-pub async fn read_audited(conn: &mut AsyncPgConnection, query: ReadAudited) -> QueryResult<Option<PatientRow>> {
-    query.get_result(conn).await.optional()
-}
-
-pub async fn insert_audited(conn: &mut AsyncPgConnection, query: InsertAudited) -> QueryResult<PatientRow> {
-    query.get_result(conn).await
+/// `createPatient`: the row and its `PATIENT_CREATED` event.
+pub async fn insert_audited(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    new: NewPatientRow,
+) -> QueryResult<PatientRow> {
+    let rows = diesel::insert_into(patients::table)
+        .values(new)
+        .returning(PatientRow::as_returning());
+    Audited::new(rows, viewer, Action::PatientCreated)
+        .get_result(conn)
+        .await
 }
 
 /// Whether the viewer may see this patient, locking it against a concurrent

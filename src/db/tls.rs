@@ -10,46 +10,29 @@ use std::sync::{Arc, OnceLock};
 use rustls::{
     DigitallySignedStruct, SignatureScheme,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    crypto::{CryptoProvider, WebPkiSupportedAlgorithms, ring},
+    crypto::{WebPkiSupportedAlgorithms, ring},
     pki_types::{CertificateDer, ServerName, UnixTime},
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// The shared connector (built once per process).
-pub fn connector() -> MakeRustlsConnect {
-    static CONNECTOR: OnceLock<MakeRustlsConnect> = OnceLock::new();
+/// The shared connector (built once per process). It fails only if the
+/// crypto provider lacks TLS 1.2 and 1.3, which ring has.
+pub fn connector() -> Result<MakeRustlsConnect, rustls::Error> {
+    static CONNECTOR: OnceLock<Result<MakeRustlsConnect, rustls::Error>> = OnceLock::new();
     CONNECTOR
         .get_or_init(|| {
             let provider = Arc::new(ring::default_provider());
             let verifier = EncryptOnly {
                 algorithms: provider.signature_verification_algorithms,
             };
-            let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-                .with_safe_default_protocol_versions()
-                .map(|b| {
-                    b.dangerous()
-                        .with_custom_certificate_verifier(Arc::new(verifier))
-                        .with_no_client_auth()
-                })
-                .unwrap_or_else(|_| fallback_config(&provider));
-            MakeRustlsConnect::new(config)
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth();
+            Ok(MakeRustlsConnect::new(config))
         })
         .clone()
-}
-
-/// Only reached if ring lacks the default protocol versions, which it does not.
-fn fallback_config(provider: &Arc<CryptoProvider>) -> rustls::ClientConfig {
-    rustls::ClientConfig::builder_with_provider(Arc::clone(provider))
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map(|b| {
-            b.with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth()
-        })
-        .unwrap_or_else(|_| {
-            rustls::ClientConfig::builder()
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth()
-        })
 }
 
 #[derive(Debug)]

@@ -11,8 +11,10 @@
 //! `Pending` without waking itself), and only then starts the fetches that
 //! the loaders queued meanwhile. Every key of a level is registered by then,
 //! so each level of a nested read costs one statement per relation, for 5
-//! rows or 100. Fetches go in waves (a wave starts when the previous one has
-//! finished), so the count does not depend on which query returns first.
+//! rows or 100. Fetches go in waves: a wave starts when the previous one has
+//! finished, and the execution waits while a wave runs, so the keys of one
+//! level meet in one batch and the count does not depend on which query
+//! returns first.
 
 use std::{
     future::Future,
@@ -98,32 +100,40 @@ impl<F: Future> Future for Batched<F> {
             }
         };
         let waker = Waker::from(Arc::clone(&flag));
-        let mut repolls = 0;
         loop {
-            flag.woken.store(false, Ordering::Release);
-            if let Poll::Ready(out) = this.execution.as_mut().poll(&mut Context::from_waker(&waker)) {
-                return Poll::Ready(out);
-            }
-            if flag.woken.load(Ordering::Acquire) && repolls < MAX_REPOLLS {
-                // It yielded with more work to do: more keys may come.
-                repolls += 1;
-                continue;
-            }
-            repolls = 0;
-            // Loads go in waves: a new wave starts once the last one is done,
-            // so keys that the last wave's results reveal (from any of its
-            // relations) share one statement per loader.
             if this.running.is_empty() {
+                let mut repolls = 0;
+                loop {
+                    flag.woken.store(false, Ordering::Release);
+                    if let Poll::Ready(out) = this.execution.as_mut().poll(&mut Context::from_waker(&waker)) {
+                        return Poll::Ready(out);
+                    }
+                    // It yielded with more work to do: more keys may come.
+                    if !flag.woken.load(Ordering::Acquire) || repolls == MAX_REPOLLS {
+                        break;
+                    }
+                    repolls += 1;
+                }
                 this.running.extend(this.queue.take());
+                if this.running.is_empty() {
+                    if flag.woken.load(Ordering::Acquire) {
+                        // The safety valve with nothing to fetch: yield to
+                        // the runtime rather than spin.
+                        cx.waker().wake_by_ref();
+                    }
+                    return Poll::Pending;
+                }
             }
-            let mut finished = false;
-            while let Poll::Ready(Some(())) = this.running.poll_next_unpin(cx) {
-                finished = true;
-            }
-            // A finished fetch has woken the resolvers waiting on it.
-            if !(finished || flag.woken.load(Ordering::Acquire)) {
+            // A wave runs to its end before the execution is polled again:
+            // a loader takes its keys only when its fetch starts (after
+            // DataLoader's timer, however short), so resolvers that ran
+            // while a wave was in flight could add keys to a batch that had
+            // not started yet, or start a new one, depending on timing.
+            while let Poll::Ready(Some(())) = this.running.poll_next_unpin(cx) {}
+            if !this.running.is_empty() {
                 return Poll::Pending;
             }
+            // Every fetch of the wave has finished and woken its resolvers.
         }
     }
 }

@@ -9,7 +9,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 
 /// Documents longer than this are parsed every time: real clients' operations
 /// are far shorter, and the cache's memory stays small (at most
@@ -27,26 +27,26 @@ pub struct Documents {
 
 impl Documents {
     /// Gives `request` its parsed document, from the cache or by parsing it
-    /// (and then keeping it). A document that does not parse is left for
+    /// (and then keeping it), and says which type of operation it would run
+    /// (see `operation_type`). A document that does not parse is left for
     /// async-graphql to parse and report.
-    pub fn prepare(&self, request: &mut async_graphql::Request) {
-        if request.query.len() > MAX_QUERY_BYTES {
-            return;
+    pub fn prepare(&self, request: &mut async_graphql::Request) -> Option<OperationType> {
+        if request.query.len() <= MAX_QUERY_BYTES {
+            let known = self.lock().get(request.query.as_str()).cloned();
+            match known {
+                Some(document) => request.set_parsed_query(ExecutableDocument::clone(&document)),
+                None => {
+                    let document = Arc::new(request.parsed_query().ok()?.clone());
+                    let mut parsed = self.lock();
+                    if parsed.len() >= MAX_ENTRIES {
+                        parsed.clear();
+                    }
+                    parsed.insert(request.query.as_str().into(), document);
+                }
+            }
         }
-        let known = self.lock().get(request.query.as_str()).cloned();
-        if let Some(document) = known {
-            request.set_parsed_query(ExecutableDocument::clone(&document));
-            return;
-        }
-        let Ok(document) = request.parsed_query() else {
-            return;
-        };
-        let document = Arc::new(document.clone());
-        let mut parsed = self.lock();
-        if parsed.len() >= MAX_ENTRIES {
-            parsed.clear();
-        }
-        parsed.insert(request.query.as_str().into(), document);
+        let name = request.operation_name.clone();
+        operation_type(request.parsed_query().ok()?, name.as_deref())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Arc<ExecutableDocument>>> {
@@ -59,9 +59,74 @@ impl Documents {
     }
 }
 
+/// The type of the operation that a request for `operation_name` in
+/// `document` runs, chosen as async-graphql's execution chooses it: the named
+/// one, or the only one. `None` when there is no such operation (execution
+/// then refuses the request).
+pub fn operation_type(document: &ExecutableDocument, operation_name: Option<&str>) -> Option<OperationType> {
+    let operation = match (&document.operations, operation_name) {
+        (DocumentOperations::Single(op), None) => Some(op),
+        (DocumentOperations::Single(_), Some(_)) => None,
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    operation.map(|op| op.node.ty)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn type_of(query: &str, name: Option<&str>) -> Option<OperationType> {
+        let mut request = request(query);
+        if let Some(name) = name {
+            request = request.operation_name(name);
+        }
+        Documents::default().prepare(&mut request)
+    }
+
+    #[test]
+    fn the_operation_type_is_that_of_the_operation_that_would_run() {
+        use OperationType::{Mutation, Query, Subscription};
+        assert_eq!(type_of("{ me { id } }", None), Some(Query));
+        assert_eq!(
+            type_of("  # comment {\n mutation M { logout(refreshToken: \"{\") }", None),
+            Some(Mutation)
+        );
+        assert_eq!(
+            type_of("mutation M { logout(refreshToken: \"x\") }", Some("M")),
+            Some(Mutation)
+        );
+        assert_eq!(type_of("mutation M { logout(refreshToken: \"x\") }", Some("N")), None);
+        assert_eq!(
+            type_of("fragment F on User { id } query Q { me { ...F } }", None),
+            Some(Query)
+        );
+        let two = "query A { me { id } } mutation B { logout(refreshToken: \"x\") }";
+        assert_eq!(type_of(two, Some("B")), Some(Mutation));
+        assert_eq!(type_of(two, Some("A")), Some(Query));
+        // Several operations and no name, or an unnamed one and a name:
+        // execution refuses them, whichever comes first.
+        assert_eq!(type_of(two, None), None);
+        assert_eq!(
+            type_of("mutation B { logout(refreshToken: \"x\") } { me { id } }", None),
+            None
+        );
+        assert_eq!(type_of("{ me { id } }", Some("Q")), None);
+        assert_eq!(
+            type_of("subscription { mappingEvents { kind } }", None),
+            Some(Subscription)
+        );
+        assert_eq!(type_of("", None), None);
+        assert_eq!(type_of("{ me { id }", None), None);
+        // Long documents are not kept, but are typed all the same.
+        let long = format!(
+            "mutation {{ logout(refreshToken: \"x\") }} #{}",
+            "x".repeat(MAX_QUERY_BYTES)
+        );
+        assert_eq!(type_of(&long, None), Some(Mutation));
+    }
 
     fn request(query: &str) -> async_graphql::Request {
         async_graphql::Request::new(query)

@@ -88,6 +88,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_failure_body_carries_this_shape() {
+        for err in [AppError::Unavailable, AppError::bad_input("name", "must not be empty")] {
+            let error = serde_json::to_value(request_error(&err)).unwrap();
+            assert_eq!(error, err.failure_body()["errors"][0]);
+        }
+    }
+
+    #[test]
     fn field_names_come_out_of_coercion_messages() {
         assert_eq!(
             offending_field(r#"Invalid value for argument "input.email", expected type "String""#).as_deref(),

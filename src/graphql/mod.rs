@@ -13,7 +13,7 @@ pub mod error;
 pub mod loaders;
 pub mod mappings;
 pub mod patients;
-pub mod subscriptions;
+pub mod subscription;
 pub mod types;
 
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use async_graphql::{
     BatchRequest, BatchResponse, Context, MergedObject, Schema, SchemaBuilder, ServerError, ServerResult, Variables,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
-    parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet},
+    parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
 use axum::{
     Json,
@@ -36,7 +36,6 @@ use crate::{
     config::Limits,
     db::Db,
     error::AppError,
-    http::metrics,
     http::{bearer_token, is_json, request_id},
     viewer::Viewer,
 };
@@ -58,7 +57,7 @@ pub struct Mutation(
     mappings::MappingMutations,
 );
 
-pub type ApiSchema = Schema<Query, Mutation, subscriptions::SubscriptionRoot>;
+pub type ApiSchema = Schema<Query, Mutation, subscription::SubscriptionRoot>;
 
 /// The caller of this request, if its bearer token verified.
 #[derive(Clone)]
@@ -94,8 +93,8 @@ pub async fn user(ctx: &Context<'_>, id: uuid::Uuid) -> async_graphql::Result<ty
 pub fn schema_builder(
     limits: &Limits,
     introspection: bool,
-) -> SchemaBuilder<Query, Mutation, subscriptions::SubscriptionRoot> {
-    let builder = Schema::build(Query::default(), Mutation::default(), subscriptions::SubscriptionRoot)
+) -> SchemaBuilder<Query, Mutation, subscription::SubscriptionRoot> {
+    let builder = Schema::build(Query::default(), Mutation::default(), subscription::SubscriptionRoot)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         // Enough to count every field of a deep, wide document once.
@@ -290,7 +289,7 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) ->
     if query.is_empty() && accepts_html(&headers) {
         return graphiql();
     }
-    let request = match async_graphql::http::parse_query_string(query) {
+    let mut request = match async_graphql::http::parse_query_string(query) {
         Ok(request) => request,
         Err(_) => {
             return error_response(
@@ -299,7 +298,7 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) ->
             );
         }
     };
-    if is_mutation(&request.query, request.operation_name.as_deref()) {
+    if state.documents.prepare(&mut request) == Some(OperationType::Mutation) {
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             &AppError::bad_input("query", "mutations must be sent with POST"),
@@ -329,14 +328,8 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
     let mut batch = batch
         .data(RequestAuth(viewer))
         .data(RequestId(request_id.map(str::to_owned)));
-    let kinds: Vec<&'static str> = batch
-        .iter_mut()
-        .map(|r| metrics::operation_kind(&r.query, r.operation_name.as_deref()))
-        .collect();
     let started = std::time::Instant::now();
-    for request in batch.iter_mut() {
-        state.documents.prepare(request);
-    }
+    let kinds: Vec<Option<OperationType>> = batch.iter_mut().map(|r| state.documents.prepare(r)).collect();
     let schema = state.schemas.for_batch(&mut batch);
     let mut response = batch::run(queue, schema.execute_batch(batch)).await;
     let seconds = started.elapsed().as_secs_f64();
@@ -361,19 +354,6 @@ fn accepts_html(headers: &HeaderMap) -> bool {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"))
-}
-
-/// Whether the operation that would run is a mutation (GET may not run one).
-fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(query) else {
-        return false;
-    };
-    let ty = match (&document.operations, operation_name) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
-        (DocumentOperations::Multiple(ops), None) => ops.values().next().map(|op| op.node.ty),
-    };
-    ty == Some(OperationType::Mutation)
 }
 
 const GRAPHIQL_HTML: &str = include_str!("../../assets/graphiql/index.html");

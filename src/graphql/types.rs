@@ -29,7 +29,7 @@ impl ScalarType for DateTime {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[graphql(name = "Role", remote = "crate::accounts::Role")]
+#[graphql(name = "Role", remote = "crate::viewer::Role")]
 pub enum Role {
     User,
     Admin,

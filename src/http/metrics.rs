@@ -1,6 +1,7 @@
 //! `/metrics`: Prometheus text with GraphQL request counts and latencies by
 //! operation type, HTTP responses by route and status class, and pool use.
 
+use async_graphql::parser::types::OperationType;
 use axum::{extract::State, http::header, response::IntoResponse};
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -30,6 +31,7 @@ pub struct Metrics {
     pool_size: Gauge,
     pool_in_use: Gauge,
     pool_waiting: Gauge,
+    subscriptions: Gauge,
 }
 
 impl Metrics {
@@ -71,6 +73,12 @@ impl Metrics {
             "Requests waiting for a connection",
             pool_waiting.clone(),
         );
+        let subscriptions = Gauge::default();
+        registry.register(
+            "graphql_subscriptions",
+            "Subscriptions running on this server",
+            subscriptions.clone(),
+        );
         Self {
             registry,
             graphql_requests,
@@ -80,6 +88,7 @@ impl Metrics {
             pool_size,
             pool_in_use,
             pool_waiting,
+            subscriptions,
         }
     }
 
@@ -99,7 +108,16 @@ impl Metrics {
             .inc();
     }
 
-    fn observe_operation(&self, operation: &'static str, seconds: f64) {
+    /// Records one executed GraphQL operation, of the type that
+    /// `graphql::documents::operation_type` found (`None`: a document that
+    /// runs no operation).
+    pub fn observe_graphql(&self, operation: Option<OperationType>, seconds: f64) {
+        let operation = match operation {
+            Some(OperationType::Query) => "query",
+            Some(OperationType::Mutation) => "mutation",
+            Some(OperationType::Subscription) => "subscription",
+            None => "invalid",
+        };
         let labels = OperationLabels { operation };
         self.graphql_requests.get_or_create(&labels).inc();
         self.graphql_latency.get_or_create(&labels).observe(seconds);
@@ -120,6 +138,7 @@ pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
     metrics.pool_size.set(as_gauge(pool.size));
     metrics.pool_in_use.set(as_gauge(pool.in_use));
     metrics.pool_waiting.set(as_gauge(pool.waiting));
+    metrics.subscriptions.set(as_gauge(state.notifications.receivers()));
     let mut body = String::new();
     if let Err(err) = prometheus_client::encoding::text::encode(&mut body, &metrics.registry) {
         tracing::error!(error = %err, "could not encode metrics");
@@ -131,125 +150,4 @@ pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
         )],
         body,
     )
-}
-
-/// The type of the operation a GraphQL document would run (`query`,
-/// `mutation`, `subscription`), found by a light scan of the document's top
-/// level rather than a second parse; `invalid` when there is none. For the
-/// metrics' labels only: execution parses the document properly.
-pub fn operation_kind(document: &str, operation_name: Option<&str>) -> &'static str {
-    let bytes = document.as_bytes();
-    let mut i = 0;
-    let mut depth = 0usize;
-    let mut first: Option<&'static str> = None;
-    let mut pending: Option<&'static str> = None;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'"' => {
-                let block = bytes[i..].starts_with(b"\"\"\"");
-                i += if block { 3 } else { 1 };
-                while i < bytes.len() {
-                    if block && bytes[i..].starts_with(b"\"\"\"") {
-                        i += 2;
-                        break;
-                    }
-                    if !block && bytes[i] == b'\\' {
-                        i += 1;
-                    } else if !block && bytes[i] == b'"' {
-                        break;
-                    }
-                    i += 1;
-                }
-            }
-            b'{' => {
-                if depth == 0 {
-                    // An anonymous query, or the body of a named definition.
-                    let kind = pending.take().unwrap_or("query");
-                    if kind != "fragment" && operation_name.is_none() && first.is_none() {
-                        first = Some(kind);
-                    }
-                }
-                depth += 1;
-            }
-            b'}' => depth = depth.saturating_sub(1),
-            c if depth == 0 && (c.is_ascii_alphabetic() || c == b'_') => {
-                let start = i;
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                    i += 1;
-                }
-                let word = &document[start..i];
-                match word {
-                    "query" | "mutation" | "subscription" | "fragment" if pending.is_none() => {
-                        pending = Some(match word {
-                            "query" => "query",
-                            "mutation" => "mutation",
-                            "subscription" => "subscription",
-                            _ => "fragment",
-                        });
-                        // The operation's name, if it has one.
-                        let rest = &document[i..];
-                        let name: String = rest
-                            .trim_start()
-                            .chars()
-                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                            .collect();
-                        if let (Some(kind), Some(wanted)) = (pending, operation_name)
-                            && kind != "fragment"
-                            && name == wanted
-                        {
-                            return kind;
-                        }
-                    }
-                    _ => {}
-                }
-                continue;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    first.unwrap_or("invalid")
-}
-
-impl Metrics {
-    /// Records one executed GraphQL operation.
-    pub fn observe_graphql(&self, operation: &'static str, seconds: f64) {
-        self.observe_operation(operation, seconds);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::operation_kind;
-
-    #[test]
-    fn operation_kinds() {
-        assert_eq!(operation_kind("{ me { id } }", None), "query");
-        assert_eq!(
-            operation_kind("  # comment {\n mutation M { logout(refreshToken: \"{\") }", None),
-            "mutation"
-        );
-        assert_eq!(
-            operation_kind("fragment F on User { id } query Q { me { ...F } }", None),
-            "query"
-        );
-        assert_eq!(
-            operation_kind(
-                "query A { me { id } } mutation B { logout(refreshToken: \"x\") }",
-                Some("B")
-            ),
-            "mutation"
-        );
-        assert_eq!(
-            operation_kind("subscription { mappingEvents { kind } }", None),
-            "subscription"
-        );
-        assert_eq!(operation_kind("", None), "invalid");
-        assert_eq!(operation_kind("\"\"\" a { \"\"\" mutation { x }", None), "mutation");
-    }
 }

@@ -130,13 +130,9 @@ fn internal_error_response() -> Response {
 }
 
 /// The answer to a request that failed before any transport could shape it
-/// (a panic, a timeout): both the REST error shape and the GraphQL one, since
-/// the path may be either's.
+/// (a panic, a timeout).
 fn failure_response(err: &AppError) -> Response {
-    let rest = crate::rest::error::ErrorBody::of(err);
-    let graphql = crate::graphql::error::request_error(err);
-    let body = serde_json::json!({ "error": rest.error, "errors": [graphql] });
-    (err.status(), axum::Json(body)).into_response()
+    (err.status(), axum::Json(err.failure_body())).into_response()
 }
 
 /// Gives a body to the bodiless failures of the middleware (the timeout's 503).

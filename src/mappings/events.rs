@@ -1,7 +1,7 @@
 //! Live assignment events: what the database announces on `mapping_events`
 //! (a trigger, in the changing transaction), filtered for one viewer. The
-//! access rule is applied to every event as it is delivered: the patient's
-//! creator and admins receive it, nobody else.
+//! access rule (`patients::access::may_see`) is applied to every event as it
+//! is delivered, to the patient's creator that the trigger looked up.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 use uuid::Uuid;
 
-use crate::{db::listen::Notifications, error::AppError, viewer::Viewer};
+use crate::{db::listen::Notifications, error::AppError, patients::access::may_see, viewer::Viewer};
 
 /// The channel the `mappings_notify` trigger announces on.
 pub const CHANNEL: &str = "mapping_events";
@@ -44,12 +44,6 @@ struct Payload {
     /// The patient's creator; null when the patient was already gone.
     owner: Option<Uuid>,
     at_micros: i64,
-}
-
-/// Who may receive an event about a patient created by `owner`: the same
-/// rule as `patients::access`, decided without a query.
-fn may_see(viewer: &Viewer, owner: Option<Uuid>) -> bool {
-    viewer.is_admin() || owner == Some(viewer.user_id)
 }
 
 fn parse(raw: &str) -> Option<(Option<Uuid>, MappingEvent)> {
@@ -105,26 +99,6 @@ pub fn events_for(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounts::Role;
-
-    fn viewer(role: Role) -> Viewer {
-        Viewer {
-            user_id: Uuid::new_v4(),
-            role,
-            expires_at: 0,
-            request_id: None,
-        }
-    }
-
-    #[test]
-    fn only_the_creator_and_admins_see_an_event() {
-        let user = viewer(Role::User);
-        assert!(may_see(&user, Some(user.user_id)));
-        assert!(!may_see(&user, Some(Uuid::new_v4())));
-        assert!(!may_see(&user, None));
-        assert!(may_see(&viewer(Role::Admin), Some(Uuid::new_v4())));
-        assert!(may_see(&viewer(Role::Admin), None));
-    }
 
     #[test]
     fn payloads_are_read_strictly() {

@@ -196,24 +196,14 @@ impl UpdatePatient {
 pub async fn create(db: &Db, viewer: &Viewer, input: CreatePatient) -> AppResult<Patient> {
     let new = input.parse(viewer)?;
     let mut conn = db.conn().await?;
-    let query = store::InsertAudited {
-        new,
-        request_id: viewer.request_id.clone(),
-    };
-    Ok(store::insert_audited(&mut conn, query).await?.into())
+    Ok(store::insert_audited(&mut conn, viewer, new).await?.into())
 }
 
 /// The patient, if the viewer may see it; the read and its `PATIENT_READ`
 /// event are one statement.
 pub async fn get(db: &Db, viewer: &Viewer, id: Uuid) -> AppResult<Option<Patient>> {
     let mut conn = db.conn().await?;
-    let query = store::ReadAudited {
-        id,
-        owner: access::owner_filter(viewer),
-        actor: viewer.user_id,
-        request_id: viewer.request_id.clone(),
-    };
-    Ok(store::read_audited(&mut conn, query).await?.map(Patient::from))
+    Ok(store::read_audited(&mut conn, viewer, id).await?.map(Patient::from))
 }
 
 pub async fn update(db: &Db, viewer: &Viewer, id: Uuid, input: UpdatePatient) -> AppResult<Patient> {

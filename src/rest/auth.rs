@@ -18,9 +18,10 @@ use super::{
     timestamp,
 };
 use crate::{
-    accounts::{AuthSession, Registration, Role, User},
+    accounts::{AuthSession, Registration, User},
     app::AppState,
     http::request_id,
+    viewer::Role,
 };
 
 #[derive(Serialize, ToSchema)]

@@ -86,3 +86,16 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_failure_body_carries_this_shape() {
+        for err in [AppError::Unavailable, AppError::bad_input("name", "must not be empty")] {
+            let body = serde_json::to_value(ErrorBody::of(&err)).unwrap();
+            assert_eq!(body["error"], err.failure_body()["error"]);
+        }
+    }
+}

@@ -8,6 +8,7 @@ use axum::{
     http::{StatusCode, request::Parts},
 };
 use serde::{Deserialize, de::DeserializeOwned};
+use serde_aux::serde_introspection::serde_introspect;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
@@ -64,7 +65,9 @@ fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
-        body_error(&path, err.inner())
+        // The body's field names, as `T`'s derived `Deserialize` declares
+        // them: an error names one of these, never the client's text.
+        body_error(serde_introspect::<T>(), &path, err.inner())
     })?;
     deserializer
         .end()
@@ -72,49 +75,29 @@ fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     Ok(value)
 }
 
-/// The field names of every REST body, so that an error can name one without
-/// echoing what the client sent.
-const FIELDS: &[&str] = &[
-    "name",
-    "email",
-    "password",
-    "refreshToken",
-    "dateOfBirth",
-    "gender",
-    "phone",
-    "address",
-    "medicalHistory",
-    "specialization",
-    "licenseNumber",
-    "patientId",
-    "doctorId",
-];
-
-fn known_field(name: &str) -> Option<&'static str> {
-    FIELDS.iter().copied().find(|f| *f == name)
-}
-
 /// The name between backquotes in serde's "missing field `x`" and
-/// "unknown field `x`, expected ...".
-fn quoted(message: &str, prefix: &str) -> Option<String> {
+/// "unknown field `x`, expected ...": serde_json gives these two only as
+/// text (the path of either is the body itself).
+fn quoted<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
     let rest = message.split_once(prefix)?.1;
     let rest = rest.strip_prefix('`')?;
-    Some(rest.split_once('`')?.0.to_owned())
+    Some(rest.split_once('`')?.0)
 }
 
-fn body_error(path: &str, err: &serde_json::Error) -> AppError {
+fn body_error(fields: &'static [&'static str], path: &str, err: &serde_json::Error) -> AppError {
+    let known = |name: &str| fields.iter().copied().find(|f| *f == name);
     if err.is_syntax() || err.is_eof() || err.is_io() {
         return AppError::bad_input("body", "is not valid JSON");
     }
     let message = err.to_string();
     if let Some(name) = quoted(&message, "missing field ") {
-        return AppError::bad_input(known_field(&name).unwrap_or("body"), "is required");
+        return AppError::bad_input(known(name).unwrap_or("body"), "is required");
     }
-    if let Some(name) = quoted(&message, "unknown field ") {
-        // Not one of ours: the body, since the name is the client's text.
-        return AppError::bad_input(known_field(&name).unwrap_or("body"), "is not a field of this request");
+    if quoted(&message, "unknown field ").is_some() {
+        // Never one of ours: the body, since the name is the client's text.
+        return AppError::bad_input("body", "is not a field of this request");
     }
-    match known_field(path) {
+    match known(path) {
         Some(field) => AppError::bad_input(field, "has the wrong type or an unknown value"),
         None => AppError::bad_input("body", "must be a JSON object with the documented fields"),
     }
@@ -256,8 +239,11 @@ mod tests {
         assert_eq!(field_of(r#"{"name": 5}"#), "name");
         assert_eq!(field_of(r#"{"name": "a", "dateOfBirth": "x"}"#), "dateOfBirth");
         assert_eq!(field_of(r#"{"name": "a", "nope": 1}"#), "body");
-        assert_eq!(field_of(r#"{"name": "a", "email": 1}"#), "email");
+        assert_eq!(field_of(r#"{"name": "a", "dateOfBirth": 1}"#), "dateOfBirth");
         assert_eq!(field_of(r#"{"name": "a"} {}"#), "body");
+        // A field of another request is not one of this one's.
+        assert_eq!(field_of(r#"{"name": "a", "email": 1}"#), "body");
+        assert_eq!(serde_introspect::<Sample>(), ["name", "dateOfBirth"]);
         let err = parse_body::<Sample>(br#"{"name": "a", "secret-value": 1}"#).unwrap_err();
         assert!(!err.to_string().contains("secret-value"));
     }

@@ -92,11 +92,6 @@ impl SubscriptionGate {
             per_connection,
         }
     }
-
-    /// Live subscriptions on this server.
-    pub fn live(&self, max: usize) -> usize {
-        max.saturating_sub(self.server.available_permits())
-    }
 }
 
 pub async fn handler(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
@@ -281,10 +276,16 @@ impl Connection {
         if self.active.contains_key(&id) {
             return Step::Close(4409, "Subscriber for this id already exists");
         }
-        let Ok(request) = serde_json::from_value::<async_graphql::Request>(message["payload"].clone()) else {
+        let Ok(mut request) = serde_json::from_value::<async_graphql::Request>(message["payload"].clone()) else {
             return Step::Close(4400, "Invalid message: the payload is not a GraphQL request");
         };
-        if !is_subscription(&request) {
+        // A document that runs no operation is left for execution to report.
+        if self
+            .state
+            .documents
+            .prepare(&mut request)
+            .is_some_and(|ty| ty != OperationType::Subscription)
+        {
             let err = AppError::bad_input(
                 "query",
                 "only subscriptions are served here; send the rest to POST /graphql",
@@ -356,20 +357,6 @@ fn bearer(payload: &Value) -> Option<&str> {
         None => raw,
     };
     (!token.is_empty()).then_some(token)
-}
-
-fn is_subscription(request: &async_graphql::Request) -> bool {
-    use async_graphql::parser::types::DocumentOperations;
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-        // Let execution report the syntax error.
-        return true;
-    };
-    let ty = match (&document.operations, request.operation_name.as_deref()) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
-        (DocumentOperations::Multiple(_), None) => None,
-    };
-    ty.is_none_or(|ty| ty == OperationType::Subscription)
 }
 
 /// A subscription's responses tagged with its id, ending with `None`; it

@@ -13,7 +13,8 @@ use crate::common::{ME, TestApp, chmod, cluster::ScratchDir, free_port};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_apply_revert_and_apply_again() {
-    let url = crate::common::cluster::cluster().database(false).await;
+    let db = crate::common::cluster::cluster().database(false).await;
+    let url = db.url.clone();
     let applied = migrate::run(&url).await.unwrap();
     assert!(!applied.is_empty());
     assert!(
@@ -36,7 +37,8 @@ async fn migrations_apply_revert_and_apply_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_servers_migrate_one_database_at_once() {
-    let url = crate::common::cluster::cluster().database(false).await;
+    let db = crate::common::cluster::cluster().database(false).await;
+    let url = db.url.clone();
     let (a, b) = tokio::join!(TestApp::try_spawn_on(&url, |_| {}), TestApp::try_spawn_on(&url, |_| {}));
     let (a, b) = (a.expect("first replica"), b.expect("second replica"));
     let ann = a.signup("ann").await;

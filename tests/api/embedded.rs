@@ -209,7 +209,10 @@ async fn embedded_database_from_empty_folder_restart_and_sigkill() {
     assert!(alive(orphan), "the orphaned cluster still runs");
     let mut server = serve(&data, free_port());
     server.wait_ready().await;
-    assert!(!alive(orphan) || postmaster_pid(&data) == Some(orphan));
+    assert!(!alive(orphan), "the orphaned cluster was stopped");
+    let restarted = postmaster_pid(&data).expect("a new cluster runs");
+    assert_ne!(restarted, orphan);
+    assert!(alive(restarted));
     let body = server.gql(crate::common::LOGIN, login.clone()).await;
     assert!(body["errors"].is_null(), "{body}");
     server.signal(libc::SIGTERM);
@@ -227,6 +230,65 @@ async fn embedded_database_from_empty_folder_restart_and_sigkill() {
     assert!(body["errors"].is_null(), "{body}");
     server.signal(libc::SIGINT);
     assert!(server.wait_exit().success());
+}
+
+/// Issue 11: `create-admin` run beside a live server on the embedded
+/// database used to stop that server's cluster as "left running by an
+/// earlier run". It now uses the running cluster and leaves it running; a
+/// second server on the same folder is refused with one clear line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_beside_a_live_server_use_its_cluster_and_never_stop_it() {
+    let scratch = ScratchDir::new("beside");
+    let data = scratch.path().join("data");
+    let mut server = serve(&data, free_port());
+    server.wait_ready().await;
+    let pid = postmaster_pid(&data).expect("the cluster runs");
+    let data_dir = data.to_str().unwrap();
+
+    let out = run_with(
+        &[
+            ("DATA_DIR", data_dir),
+            ("BCRYPT_COST", "4"),
+            ("ADMIN_PASSWORD", "admin password 1"),
+        ],
+        &["create-admin", "--email", "root@example.org", "--name", "Root"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("left running"), "{stderr}");
+    let out = run_with(&[("DATA_DIR", data_dir)], &["migrate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The server's cluster is the same process, still running, and serving.
+    assert!(alive(pid));
+    assert_eq!(postmaster_pid(&data), Some(pid));
+    let ready = reqwest::get(server.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let login = json!({ "input": { "email": "root@example.org", "password": "admin password 1" } });
+    let body = server.gql(crate::common::LOGIN, login).await;
+    assert_eq!(body["data"]["login"]["user"]["role"], "ADMIN", "{body}");
+
+    // A second server on the same folder: refused, and the first serves on.
+    let out = run_with(&[("DATA_DIR", data_dir), ("PORT", "0")], &["serve"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("another server"), "{stderr}");
+    assert!(stderr.contains(&format!("(pid {})", server.child.id())), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_eq!(postmaster_pid(&data), Some(pid));
+    let ready = reqwest::get(server.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    // Once the server has stopped, a command runs the cluster itself.
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit().success());
+    wait_gone(pid).await;
+    let out = run_with(&[("DATA_DIR", data_dir)], &["migrate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        postmaster_pid(&data).is_none(),
+        "the command stopped the cluster it ran"
+    );
 }
 
 fn run_with(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
@@ -272,7 +334,8 @@ fn print_schema_writes_the_sdl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_and_create_admin_subcommands() {
-    let url = crate::common::cluster::cluster().database(false).await;
+    let db = crate::common::cluster::cluster().database(false).await;
+    let url = db.url.clone();
     let env = [
         ("DATABASE_URL", url.as_str()),
         ("JWT_SECRET", JWT_SECRET),
@@ -322,7 +385,8 @@ async fn migrate_and_create_admin_subcommands() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_never_contain_passwords_tokens_or_personal_data() {
-    let url = crate::common::cluster::cluster().database(true).await;
+    let db = crate::common::cluster::cluster().database(true).await;
+    let url = db.url.clone();
     let port = free_port();
     let scratch = ScratchDir::new("logs");
     let log_path = scratch.path().join("server.log");

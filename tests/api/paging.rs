@@ -14,16 +14,20 @@ async fn pages_of_ten_through_twenty_five_rows_in_every_order_with_inserts() {
     let app = TestApp::spawn().await;
     let ann = app.signup("ann").await;
     let mut originals = HashSet::new();
+    // Every patient's id, in the order they were created.
+    let mut created: Vec<String> = Vec::new();
     for i in 0..25 {
         // Duplicate names test the id tie-breaker.
         let id = app.create_patient(&ann.token, &format!("Patient {:02}", i % 20)).await;
-        originals.insert(id);
+        originals.insert(id.clone());
+        created.push(id);
     }
     let mut inserted = 0;
     for field in ["NAME", "CREATED_AT"] {
         for direction in ["ASC", "DESC"] {
             let order = json!({ "field": field, "direction": direction });
             let mut seen: Vec<String> = Vec::new();
+            let mut names: Vec<String> = Vec::new();
             let mut after: Option<String> = None;
             let mut pages = 0;
             loop {
@@ -38,10 +42,11 @@ async fn pages_of_ten_through_twenty_five_rows_in_every_order_with_inserts() {
                     assert_eq!(conn["pageInfo"]["endCursor"], edges.last().unwrap()["cursor"]);
                 }
                 seen.extend(edges.iter().map(|e| e["node"]["id"].as_str().unwrap().to_owned()));
+                names.extend(edges.iter().map(|e| e["node"]["name"].as_str().unwrap().to_owned()));
                 pages += 1;
                 // Someone adds patients while we page: at both ends of the order.
-                app.create_patient(&ann.token, "Aaron Early").await;
-                app.create_patient(&ann.token, "Zed Late").await;
+                created.push(app.create_patient(&ann.token, "Aaron Early").await);
+                created.push(app.create_patient(&ann.token, "Zed Late").await);
                 inserted += 2;
                 if conn["pageInfo"]["hasNextPage"] == false {
                     break;
@@ -53,6 +58,24 @@ async fn pages_of_ten_through_twenty_five_rows_in_every_order_with_inserts() {
             assert_eq!(unique.len(), seen.len(), "{field} {direction}: a row came twice");
             for id in &originals {
                 assert!(unique.contains(id), "{field} {direction}: a row was lost");
+            }
+            // The pages, one after another, are in the order asked for
+            // (ids break ties; the test cluster compares text bytewise).
+            let keys: Vec<(String, usize)> = names
+                .into_iter()
+                .zip(&seen)
+                .map(|(name, id)| (name, created.iter().position(|c| c == id).unwrap()))
+                .collect();
+            for pair in keys.windows(2) {
+                let ((name_a, at_a), (name_b, at_b)) = (&pair[0], &pair[1]);
+                let (id_a, id_b) = (&created[*at_a], &created[*at_b]);
+                let in_order = match (field, direction) {
+                    ("NAME", "ASC") => (name_a, id_a) < (name_b, id_b),
+                    ("NAME", _) => (name_a, id_a) > (name_b, id_b),
+                    (_, "ASC") => at_a < at_b,
+                    _ => at_a > at_b,
+                };
+                assert!(in_order, "{field} {direction}: {:?} before {:?}", pair[0], pair[1]);
             }
         }
     }

@@ -408,20 +408,11 @@ async fn search_is_case_insensitive_and_literal() {
     assert_eq!(too_long.field(), Some("search"));
 }
 
+/// (Malformed `first` and `after` values of every list: `arguments.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn page_arguments_are_checked() {
+async fn a_cursor_of_one_order_is_refused_by_another() {
     let app = TestApp::spawn().await;
     let ann = app.signup("ann").await;
-    for first in [0, -1, 101] {
-        let resp = app.gql_as(&ann.token, LIST, json!({ "first": first })).await;
-        resp.assert_code("BAD_USER_INPUT");
-        assert_eq!(resp.field(), Some("first"));
-    }
-    for after in ["garbage", "", "eyJ9", &"A".repeat(3000)] {
-        let resp = app.gql_as(&ann.token, LIST, json!({ "after": after })).await;
-        resp.assert_code("BAD_USER_INPUT");
-        assert_eq!(resp.field(), Some("after"));
-    }
     app.create_patient(&ann.token, "A").await;
     app.create_patient(&ann.token, "B").await;
     // A cursor of one order is refused by another.
@@ -440,6 +431,7 @@ async fn page_arguments_are_checked() {
         .gql_as(&ann.token, LIST, json!({ "first": 1, "after": cursor }))
         .await;
     resp.assert_code("BAD_USER_INPUT");
+    assert_eq!(resp.field(), Some("after"));
     let resp = app
         .gql_as(
             &ann.token,

@@ -1,11 +1,14 @@
 //! One throwaway PostgreSQL cluster per test run, with a migrated template
-//! database; each test gets its own copy (`CREATE DATABASE ... TEMPLATE`).
+//! database; each test gets its own copy (`CREATE DATABASE ... TEMPLATE`),
+//! dropped when the test ends.
 //!
 //! The cluster runs on a thread of its own for the life of the test process.
 //! When the process ends, however it ends, the cluster's watchdog stops it
 //! and deletes its folder; folders of runs that crashed harder are swept at
 //! the next start. `TEST_DATABASE_URL` (a superuser URL) uses an existing
-//! server instead.
+//! server instead, which other test runs may share: the template is named
+//! for the newest migration, made once under an advisory lock and never
+//! dropped, and each run drops only the databases it made.
 
 use std::{
     path::{Path, PathBuf},
@@ -18,11 +21,11 @@ use healthcare_api::db::{
     migrate,
 };
 
-const TEMPLATE: &str = "healthcare_template";
-
 pub struct Cluster {
     /// Connection string to the server, without a database name.
     base: String,
+    /// The migrated template database.
+    template: String,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -47,7 +50,7 @@ pub fn cluster() -> &'static Cluster {
                     let started = start().await;
                     let failed = started.is_err();
                     let (base, pg) = match started {
-                        Ok((base, pg)) => (Ok(base), pg),
+                        Ok((base, template, pg)) => (Ok((base, template)), pg),
                         Err(e) => (Err(format!("{e:#}")), None),
                     };
                     tx.send(base).expect("test harness waiting");
@@ -59,19 +62,19 @@ pub fn cluster() -> &'static Cluster {
                 });
             })
             .expect("thread for the test cluster");
-        let base = rx
+        let (base, template) = rx
             .recv()
             .expect("the test cluster thread ended")
             .unwrap_or_else(|e| panic!("could not start the test PostgreSQL cluster: {e}"));
-        Cluster { base }
+        Cluster { base, template }
     })
 }
 
-async fn start() -> anyhow::Result<(String, Option<EmbeddedPostgres>)> {
+async fn start() -> anyhow::Result<(String, String, Option<EmbeddedPostgres>)> {
     if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
         let base = strip_dbname(&url);
-        prepare_template(&base).await?;
-        return Ok((base, None));
+        let template = prepare_template(&base).await?;
+        return Ok((base, template, None));
     }
     sweep_leftovers();
     // Like /tmp: anyone may add a folder, and remove only their own, so the
@@ -90,8 +93,8 @@ async fn start() -> anyhow::Result<(String, Option<EmbeddedPostgres>)> {
     opts.settings.push(("pg_stat_statements.track".into(), "all".into()));
     let pg = EmbeddedPostgres::start(opts).await?;
     let base = strip_dbname(&pg.url("postgres"));
-    prepare_template(&base).await?;
-    Ok((base, Some(pg)))
+    let template = prepare_template(&base).await?;
+    Ok((base, template, Some(pg)))
 }
 
 /// Deletes the folders of earlier runs whose process is gone.
@@ -115,17 +118,44 @@ fn strip_dbname(url: &str) -> String {
         .join(" ")
 }
 
-async fn prepare_template(base: &str) -> anyhow::Result<()> {
+/// The migrated template, named for the newest migration: made once (under
+/// an advisory lock, so that runs sharing a server wait for each other) and
+/// then reused. A template is never dropped: another run may be copying it.
+async fn prepare_template(base: &str) -> anyhow::Result<String> {
+    let newest = diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&migrate::MIGRATIONS)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .max()
+        .unwrap_or_default();
+    let template = format!(
+        "healthcare_template_{}",
+        newest.replace(|c: char| !c.is_ascii_alphanumeric(), "")
+    );
     let admin = connect(&format!("{base} dbname=postgres")).await?;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)"))
-        .await?;
-    admin.batch_execute(&format!("CREATE DATABASE {TEMPLATE}")).await?;
     admin
         .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         .await?;
-    migrate::run(&format!("{base} dbname={TEMPLATE}")).await?;
-    Ok(())
+    admin.batch_execute("SELECT pg_advisory_lock(7256117)").await?;
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template])
+        .await?
+        .is_some();
+    if !exists {
+        // Built under another name and renamed when complete, so that a run
+        // that dies half-way never leaves a template that looks ready.
+        let building = format!("{template}_building");
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {building}"))
+            .await?;
+        admin.batch_execute(&format!("CREATE DATABASE {building}")).await?;
+        migrate::run(&format!("{base} dbname={building}")).await?;
+        admin
+            .batch_execute(&format!("ALTER DATABASE {building} RENAME TO {template}"))
+            .await?;
+    }
+    admin.batch_execute("SELECT pg_advisory_unlock(7256117)").await?;
+    Ok(template)
 }
 
 pub async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
@@ -136,21 +166,56 @@ pub async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
 }
 
 impl Cluster {
-    /// A new database: migrated (a copy of the template) or empty.
-    pub async fn database(&self, migrated: bool) -> String {
+    /// A new database, migrated (a copy of the template) or empty, dropped
+    /// when the returned guard is.
+    pub async fn database(&self, migrated: bool) -> TestDb {
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         let admin = connect(&self.url("postgres")).await.expect("admin connection");
         let sql = if migrated {
-            format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+            format!("CREATE DATABASE {name} TEMPLATE {}", self.template)
         } else {
             format!("CREATE DATABASE {name}")
         };
         admin.batch_execute(&sql).await.expect("create test database");
-        self.url(&name)
+        TestDb {
+            url: self.url(&name),
+            admin: self.url("postgres"),
+            name,
+        }
     }
 
     pub fn url(&self, dbname: &str) -> String {
         format!("{} dbname={dbname}", self.base)
+    }
+}
+
+/// A test's own database, dropped (with whatever is still connected to it)
+/// when the test is done with it.
+pub struct TestDb {
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Drop runs inside the test's runtime, which cannot be blocked on:
+        // the statement runs on a thread and runtime of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let client = connect(&admin).await?;
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the test database {}", self.name);
+        }
     }
 }
 

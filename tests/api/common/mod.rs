@@ -1,8 +1,6 @@
 //! `TestApp`: the real server on a free loopback port with a database of its
 //! own, and helpers that talk to it like a client.
 
-#![allow(dead_code)]
-
 pub mod cluster;
 
 use std::{collections::HashMap, time::Duration};
@@ -25,6 +23,9 @@ pub struct TestApp {
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The database the app was given, when it is the app's own: dropped
+    /// with it.
+    database: Option<cluster::TestDb>,
 }
 
 /// A registered user with live tokens.
@@ -34,6 +35,18 @@ pub struct TestUser {
     pub email: String,
     pub token: String,
     pub refresh: String,
+}
+
+impl TestUser {
+    /// The user of a `register` or `login` answer.
+    fn from_session(email: String, session: &Value) -> Self {
+        Self {
+            id: session["user"]["id"].as_str().expect("id").to_owned(),
+            email,
+            token: session["accessToken"].as_str().expect("token").to_owned(),
+            refresh: session["refreshToken"].as_str().expect("refresh").to_owned(),
+        }
+    }
 }
 
 /// A GraphQL answer: the HTTP status and the JSON body.
@@ -125,8 +138,10 @@ impl TestApp {
 
     /// With settings changed by `change` (a map of environment variables).
     pub async fn spawn_with(change: impl FnOnce(&mut HashMap<String, String>)) -> Self {
-        let db_url = cluster::cluster().database(true).await;
-        Self::spawn_on(&db_url, change).await
+        let database = cluster::cluster().database(true).await;
+        let mut app = Self::spawn_on(&database.url, change).await;
+        app.database = Some(database);
+        app
     }
 
     /// On an existing database.
@@ -159,10 +174,12 @@ impl TestApp {
             state,
             shutdown: Some(tx),
             served: Some(served),
+            database: None,
         })
     }
 
-    /// Stops serving (in-flight requests finish first).
+    /// Stops serving (in-flight requests finish first); the app's own
+    /// database goes with it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -257,13 +274,7 @@ impl TestApp {
     pub async fn signup(&self, name: &str) -> TestUser {
         let email = format!("{name}@example.org");
         let resp = self.register(name, &email, PASSWORD).await;
-        let data = &resp.assert_ok()["register"];
-        TestUser {
-            id: data["user"]["id"].as_str().expect("id").to_owned(),
-            email,
-            token: data["accessToken"].as_str().expect("token").to_owned(),
-            refresh: data["refreshToken"].as_str().expect("refresh").to_owned(),
-        }
+        TestUser::from_session(email, &resp.assert_ok()["register"])
     }
 
     /// Runs one SQL query on the app's database and returns the first column
@@ -273,8 +284,6 @@ impl TestApp {
         client.query_one(sql, &[]).await.expect("query").get(0)
     }
 }
-
-pub const AUTH_FIELDS: &str = "accessToken tokenType expiresIn refreshToken user { id name email role createdAt }";
 
 pub const REGISTER: &str = "mutation($input: RegisterInput!) { register(input: $input) { accessToken tokenType expiresIn refreshToken user { id name email role createdAt } } }";
 pub const LOGIN: &str = "mutation($input: LoginInput!) { login(input: $input) { accessToken tokenType expiresIn refreshToken user { id name email role createdAt } } }";
@@ -342,13 +351,7 @@ impl TestApp {
             .await
             .expect("create admin");
         let resp = self.login(&email, PASSWORD).await;
-        let data = &resp.assert_ok()["login"];
-        TestUser {
-            id: data["user"]["id"].as_str().expect("id").to_owned(),
-            email,
-            token: data["accessToken"].as_str().expect("token").to_owned(),
-            refresh: data["refreshToken"].as_str().expect("refresh").to_owned(),
-        }
+        TestUser::from_session(email, &resp.assert_ok()["login"])
     }
 
     /// The name of the app's database.
