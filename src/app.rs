@@ -204,6 +204,10 @@ impl Application {
             cors: config.cors_allowed_origins.clone(),
         };
         let (rest, openapi) = rest::router();
+        let rest = rest.with_state(rest::RestState {
+            db: state.db.clone(),
+            accounts: state.services.accounts.clone(),
+        });
         let routes = Router::new()
             .route("/graphql", get(graphql::get).post(graphql::post))
             .route("/graphql/assets/{name}", get(graphql::asset))

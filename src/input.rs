@@ -29,6 +29,15 @@ impl<T> Change<T> {
         })
     }
 
+    /// For a field that cannot be cleared: `None` keeps it, `Some` sets it.
+    pub fn required(self, field: &'static str) -> Result<Option<T>, AppError> {
+        match self {
+            Self::Keep => Ok(None),
+            Self::Clear => Err(AppError::bad_input(field, "cannot be cleared")),
+            Self::Set(v) => Ok(Some(v)),
+        }
+    }
+
     /// For diesel changesets: `None` skips the column, `Some(None)` sets NULL.
     pub fn into_column(self) -> Option<Option<T>> {
         match self {
@@ -37,6 +46,26 @@ impl<T> Change<T> {
             Self::Set(v) => Some(Some(v)),
         }
     }
+}
+
+impl<T> Change<Option<T>> {
+    /// A value that parsed to no value (blank text) clears the field.
+    pub fn flatten(self) -> Change<T> {
+        match self {
+            Self::Keep => Change::Keep,
+            Self::Clear | Self::Set(None) => Change::Clear,
+            Self::Set(Some(v)) => Change::Set(v),
+        }
+    }
+}
+
+/// An optional text field of a new record, absent, blank or a value: `parse`
+/// says what a given value is (`None` for blank).
+pub fn optional(
+    raw: Option<String>,
+    parse: impl FnOnce(&str) -> Result<Option<String>, AppError>,
+) -> Result<Option<String>, AppError> {
+    Ok(raw.as_deref().map(parse).transpose()?.flatten())
 }
 
 /// In a JSON body (with `#[serde(default)]` on the field): absent keeps the
@@ -77,45 +106,72 @@ pub const TEXT_PATTERN: &str = r"^[^\x00]*$";
 /// not white space (Unicode White_Space, which `str::trim` removes).
 pub const NAME_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]*$";
 
+/// Unicode White_Space as a character class's contents: what `str::trim`
+/// removes.
+macro_rules! white_space {
+    () => {
+        r"\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+    };
+}
+
+/// The letters beyond ASCII that an email address may hold (`email_letter`),
+/// as a character class's contents.
+macro_rules! email_unicode {
+    () => {
+        r"\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFF"
+    };
+}
+
+/// An email address as `Email::parse` takes it, without anchors.
+macro_rules! email_address {
+    () => {
+        concat!(
+            r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~",
+            email_unicode!(),
+            r"-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~",
+            email_unicode!(),
+            r"-]+)*@(?:[A-Za-z0-9",
+            email_unicode!(),
+            r"](?:[A-Za-z0-9",
+            email_unicode!(),
+            r"-]{0,61}[A-Za-z0-9",
+            email_unicode!(),
+            r"])?\.)+[A-Za-z",
+            email_unicode!(),
+            r"]{2,63}"
+        )
+    };
+}
+
 /// An email address; see `Email::parse`.
-pub const EMAIL_PATTERN: &str = concat!(
-    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFF-]+",
-    r"(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFF-]+)*",
-    r"@(?:[A-Za-z0-9\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFF]",
-    r"(?:[A-Za-z0-9\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFF-]{0,61}",
-    r"[A-Za-z0-9\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFF])?\.)+",
-    r"[A-Za-z\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFF]{2,63}$"
-);
+pub const EMAIL_PATTERN: &str = concat!("^", email_address!(), "$");
 
 /// An optional email address: an address, or only white space (no value).
-pub const OPTIONAL_EMAIL_PATTERN: &str = concat!(
-    r"^(?:[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*|",
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFF-]+",
-    r"(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFF-]+)*",
-    r"@(?:[A-Za-z0-9\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFF]",
-    r"(?:[A-Za-z0-9\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFF-]{0,61}",
-    r"[A-Za-z0-9\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFF])?\.)+",
-    r"[A-Za-z\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFF]{2,63})$"
-);
+pub const OPTIONAL_EMAIL_PATTERN: &str = concat!("^(?:[", white_space!(), "]*|", email_address!(), ")$");
 
 /// An optional phone number: digits, spaces and `+-()` with at least one
 /// digit, or only white space (no value).
-pub const PHONE_PATTERN: &str =
-    r"^(?:[0-9 +()-]*[0-9][0-9 +()-]*|[\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*)$";
+pub const PHONE_PATTERN: &str = concat!(r"^(?:[0-9 +()-]*[0-9][0-9 +()-]*|[", white_space!(), "]*)$");
 
-/// Free text of at most `max` characters, without NUL; only white space is
-/// no value (`None`). Stored trimmed.
-pub fn optional_text(field: &'static str, raw: &str, max: usize) -> Result<Option<String>, AppError> {
+/// How long a free-text field may be, and the message that says so.
+#[derive(Debug, Clone, Copy)]
+pub struct TextLimit {
+    pub max: usize,
+    too_long: &'static str,
+}
+
+impl TextLimit {
+    pub const fn new(max: usize, too_long: &'static str) -> Self {
+        Self { max, too_long }
+    }
+}
+
+/// Free text within `limit`, without NUL; only white space is no value
+/// (`None`). Stored trimmed.
+pub fn optional_text(field: &'static str, raw: &str, limit: TextLimit) -> Result<Option<String>, AppError> {
     reject_nul(field, raw)?;
-    if raw.chars().count() > max {
-        return Err(AppError::BadInput {
-            field,
-            message: match max {
-                1000 => "must be at most 1,000 characters",
-                20_000 => "must be at most 20,000 characters",
-                _ => "is too long",
-            },
-        });
+    if raw.chars().count() > limit.max {
+        return Err(AppError::bad_input(field, limit.too_long));
     }
     let s = raw.trim();
     Ok((!s.is_empty()).then(|| s.to_owned()))
@@ -447,10 +503,12 @@ mod tests {
 
     #[test]
     fn optional_text_bounds() {
-        assert_eq!(optional_text("address", "  ", 1000).unwrap(), None);
-        assert!(optional_text("address", &"a".repeat(1000), 1000).unwrap().is_some());
-        assert!(optional_text("address", &"a".repeat(1001), 1000).is_err());
-        assert!(optional_text("address", "a\0b", 1000).is_err());
+        const LIMIT: TextLimit = TextLimit::new(1000, "must be at most 1,000 characters");
+        assert_eq!(optional_text("address", "  ", LIMIT).unwrap(), None);
+        assert!(optional_text("address", &"a".repeat(1000), LIMIT).unwrap().is_some());
+        let too_long = optional_text("address", &"a".repeat(1001), LIMIT).unwrap_err();
+        assert_eq!(too_long.to_string(), "address: must be at most 1,000 characters");
+        assert!(optional_text("address", "a\0b", LIMIT).is_err());
     }
 
     #[test]
@@ -595,7 +653,7 @@ mod tests {
         agrees(
             TEXT_PATTERN,
             1000,
-            |s| optional_text("address", s, 1000).is_ok(),
+            |s| optional_text("address", s, TextLimit::new(1000, "")).is_ok(),
             &name_tokens,
             8,
         );

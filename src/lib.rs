@@ -18,4 +18,5 @@ pub mod patients;
 pub mod rest;
 pub mod subscriptions;
 pub mod telemetry;
+pub mod time;
 pub mod viewer;

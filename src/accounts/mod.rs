@@ -23,12 +23,15 @@ use crate::{
 pub const THROTTLE_MAX_FAILURES: i64 = 5;
 pub const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: Uuid,
     pub name: String,
+    /// Returned as the user typed it; compared case-insensitively.
     pub email: String,
     pub role: Role,
+    #[serde(serialize_with = "crate::time::serialize")]
     pub created_at: DateTime<Utc>,
 }
 

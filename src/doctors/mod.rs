@@ -4,7 +4,7 @@ pub mod access;
 
 use std::collections::HashMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection as _;
 use uuid::Uuid;
 
@@ -21,7 +21,40 @@ use crate::{
     viewer::Viewer,
 };
 
-pub type Doctor = DoctorRow;
+/// A doctor of the shared directory.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Doctor {
+    pub id: Uuid,
+    pub name: String,
+    pub specialization: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// Unique across doctors when present.
+    pub license_number: Option<String>,
+    /// The id of the user who added the doctor.
+    pub created_by: Uuid,
+    #[serde(serialize_with = "crate::time::serialize")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::time::serialize")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<DoctorRow> for Doctor {
+    fn from(r: DoctorRow) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            specialization: r.specialization,
+            email: r.email,
+            phone: r.phone,
+            license_number: r.license_number,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
 
 #[derive(Default)]
 pub struct CreateDoctor {
@@ -66,25 +99,6 @@ fn phone(raw: &str) -> AppResult<Option<String>> {
     input::optional_phone("phone", raw)
 }
 
-fn optional(
-    change: Change<String>,
-    parse: impl FnOnce(&str) -> AppResult<Option<String>>,
-) -> AppResult<Option<Option<String>>> {
-    Ok(match change {
-        Change::Keep => None,
-        Change::Clear => Some(None),
-        Change::Set(raw) => Some(parse(&raw)?),
-    })
-}
-
-fn required(field: &'static str, change: Change<String>) -> AppResult<Option<String>> {
-    match change {
-        Change::Keep => Ok(None),
-        Change::Clear => Err(AppError::bad_input(field, "cannot be cleared")),
-        Change::Set(raw) => input::label(field, &raw).map(Some),
-    }
-}
-
 const LICENSE_TAKEN: AppError = AppError::Conflict {
     field: Some("licenseNumber"),
     message: "another doctor has this licence number",
@@ -94,14 +108,9 @@ pub async fn create(db: &Db, viewer: &Viewer, input: CreateDoctor) -> AppResult<
     let new = NewDoctorRow {
         name: input::label("name", &input.name)?,
         specialization: input::label("specialization", &input.specialization)?,
-        email: input.email.as_deref().map(email).transpose()?.flatten(),
-        phone: input.phone.as_deref().map(phone).transpose()?.flatten(),
-        license_number: input
-            .license_number
-            .as_deref()
-            .map(license_number)
-            .transpose()?
-            .flatten(),
+        email: input::optional(input.email, email)?,
+        phone: input::optional(input.phone, phone)?,
+        license_number: input::optional(input.license_number, license_number)?,
         created_by: viewer.user_id,
     };
     let mut conn = db.conn().await?;
@@ -114,23 +123,30 @@ pub async fn create(db: &Db, viewer: &Viewer, input: CreateDoctor) -> AppResult<
             &[Event::by(viewer, Action::DoctorCreated, EntityType::Doctor, row.id)],
         )
         .await?;
-        Ok(row)
+        Ok(row.into())
     })
     .await
 }
 
 pub async fn get(db: &Db, id: Uuid) -> AppResult<Option<Doctor>> {
     let mut conn = db.conn().await?;
-    Ok(store::find(&mut conn, id).await?)
+    Ok(store::find(&mut conn, id).await?.map(Doctor::from))
 }
 
 pub async fn update(db: &Db, viewer: &Viewer, id: Uuid, input: UpdateDoctor) -> AppResult<Doctor> {
     let changes = DoctorChanges {
-        name: required("name", input.name)?,
-        specialization: required("specialization", input.specialization)?,
-        email: optional(input.email, email)?,
-        phone: optional(input.phone, phone)?,
-        license_number: optional(input.license_number, license_number)?,
+        name: input.name.try_map(|s| input::label("name", &s))?.required("name")?,
+        specialization: input
+            .specialization
+            .try_map(|s| input::label("specialization", &s))?
+            .required("specialization")?,
+        email: input.email.try_map(|s| email(&s))?.flatten().into_column(),
+        phone: input.phone.try_map(|s| phone(&s))?.flatten().into_column(),
+        license_number: input
+            .license_number
+            .try_map(|s| license_number(&s))?
+            .flatten()
+            .into_column(),
         updated_at: Utc::now(),
     };
     let mut conn = db.conn().await?;
@@ -141,7 +157,7 @@ pub async fn update(db: &Db, viewer: &Viewer, id: Uuid, input: UpdateDoctor) -> 
             .await
             .on_unique(LICENSE_NUMBER_KEY, LICENSE_TAKEN)?;
         audit::record(tx, &[Event::by(viewer, Action::DoctorUpdated, EntityType::Doctor, id)]).await?;
-        Ok(row)
+        Ok(row.into())
     })
     .await
 }
@@ -196,9 +212,10 @@ pub async fn list(db: &Db, query: &DoctorQuery, limit: Limit, after: Option<Curs
     )
     .await?;
     let field = query.order.field;
-    Ok(Page::from_rows(rows, limit, after.is_some(), |r| {
+    let page = Page::from_rows(rows, limit, after.is_some(), |r| {
         Cursor::of(field, &r.name, r.created_at, r.id)
-    }))
+    });
+    Ok(page.map(Doctor::from))
 }
 
 pub async fn count(db: &Db, query: &DoctorQuery) -> AppResult<i64> {
@@ -212,7 +229,7 @@ pub async fn by_ids(db: &Db, ids: &[Uuid]) -> AppResult<HashMap<Uuid, Doctor>> {
     Ok(store::by_ids(&mut conn, ids)
         .await?
         .into_iter()
-        .map(|d| (d.id, d))
+        .map(|d| (d.id, d.into()))
         .collect())
 }
 
@@ -221,7 +238,7 @@ pub async fn of_patients(db: &Db, viewer: &Viewer, patient_ids: &[Uuid]) -> AppR
     let mut conn = db.conn().await?;
     let mut out: HashMap<Uuid, Vec<Doctor>> = HashMap::new();
     for (patient, doctor) in store::of_patients_visible(&mut conn, viewer, patient_ids).await? {
-        out.entry(patient).or_default().push(doctor);
+        out.entry(patient).or_default().push(doctor.into());
     }
     Ok(out)
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_graphql::{Enum, ID, InputValueError, InputValueResult, Object, Scalar, ScalarType, SimpleObject, Value};
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 
 use crate::{accounts, paging};
 
@@ -24,7 +24,7 @@ impl ScalarType for DateTime {
     }
 
     fn to_value(&self) -> Value {
-        Value::String(self.0.to_rfc3339_opts(SecondsFormat::Millis, true))
+        Value::String(crate::time::text(&self.0))
     }
 }
 

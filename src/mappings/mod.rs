@@ -21,7 +21,31 @@ use crate::{
     viewer::Viewer,
 };
 
-pub type Mapping = MappingRow;
+/// A doctor assigned to a patient. A (patient, doctor) pair is assigned at
+/// most once.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Mapping {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub doctor_id: Uuid,
+    /// The id of the user who made the assignment.
+    pub assigned_by: Uuid,
+    #[serde(serialize_with = "crate::time::serialize")]
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<MappingRow> for Mapping {
+    fn from(r: MappingRow) -> Self {
+        Self {
+            id: r.id,
+            patient_id: r.patient_id,
+            doctor_id: r.doctor_id,
+            assigned_by: r.assigned_by,
+            created_at: r.created_at,
+        }
+    }
+}
 
 use crate::doctors::Doctor;
 
@@ -49,7 +73,7 @@ pub async fn assign(db: &Db, viewer: &Viewer, patient_id: Uuid, doctor_id: Uuid)
             &[Event::by(viewer, Action::MappingCreated, EntityType::Mapping, row.id)],
         )
         .await?;
-        Ok(row)
+        Ok(row.into())
     })
     .await
 }
@@ -63,14 +87,14 @@ pub async fn remove(db: &Db, viewer: &Viewer, id: Uuid) -> AppResult<Mapping> {
             &[Event::by(viewer, Action::MappingDeleted, EntityType::Mapping, id)],
         )
         .await?;
-        Ok(row)
+        Ok(row.into())
     })
     .await
 }
 
 pub async fn get(db: &Db, viewer: &Viewer, id: Uuid) -> AppResult<Option<Mapping>> {
     let mut conn = db.conn().await?;
-    Ok(store::find_visible(&mut conn, viewer, id).await?)
+    Ok(store::find_visible(&mut conn, viewer, id).await?.map(Mapping::from))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -97,9 +121,8 @@ pub async fn list(
         limit.get() + 1,
     )
     .await?;
-    Ok(Page::from_rows(rows, limit, after.is_some(), |m| {
-        Cursor::CreatedAt(m.created_at, m.id)
-    }))
+    let page = Page::from_rows(rows, limit, after.is_some(), |m| Cursor::CreatedAt(m.created_at, m.id));
+    Ok(page.map(Mapping::from))
 }
 
 pub async fn count(db: &Db, viewer: &Viewer, query: &MappingQuery) -> AppResult<i64> {
@@ -112,14 +135,14 @@ pub async fn by_ids(db: &Db, viewer: &Viewer, ids: &[Uuid]) -> AppResult<HashMap
     Ok(store::by_ids_visible(&mut conn, viewer, ids)
         .await?
         .into_iter()
-        .map(|m| (m.id, m))
+        .map(|m| (m.id, m.into()))
         .collect())
 }
 
 fn grouped(rows: Vec<MappingRow>, key: impl Fn(&MappingRow) -> Uuid) -> HashMap<Uuid, Vec<Mapping>> {
     let mut out: HashMap<Uuid, Vec<Mapping>> = HashMap::new();
     for row in rows {
-        out.entry(key(&row)).or_default().push(row);
+        out.entry(key(&row)).or_default().push(row.into());
     }
     out
 }
@@ -147,5 +170,5 @@ pub async fn doctors_of_patient(db: &Db, viewer: &Viewer, patient_id: Uuid) -> A
         return Err(AppError::NotFound);
     }
     let rows = doctor_store::of_patients_visible(&mut conn, viewer, &[patient_id]).await?;
-    Ok(rows.into_iter().map(|(_, doctor)| doctor).collect())
+    Ok(rows.into_iter().map(|(_, doctor)| doctor.into()).collect())
 }

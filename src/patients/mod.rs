@@ -17,13 +17,13 @@ use crate::{
         patients::{self as store, NewPatientRow, PatientChanges, PatientRow},
     },
     error::{AppError, AppResult},
-    input::{self, Change, PersonName, SearchTerm},
+    input::{self, Change, PersonName, SearchTerm, TextLimit},
     paging::{Cursor, Limit, Order, Page},
     viewer::Viewer,
 };
 
-pub const ADDRESS_MAX: usize = 1000;
-pub const MEDICAL_HISTORY_MAX: usize = 20_000;
+pub const ADDRESS: TextLimit = TextLimit::new(1000, "must be at most 1,000 characters");
+pub const MEDICAL_HISTORY: TextLimit = TextLimit::new(20_000, "must be at most 20,000 characters");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
@@ -54,18 +54,25 @@ impl Gender {
     }
 }
 
-#[derive(Clone)]
+/// A patient record. Visible only to the user who created it and to admins.
+#[derive(Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Patient {
     pub id: Uuid,
     pub name: String,
+    #[schema(value_type = Option<String>, format = Date)]
     pub date_of_birth: Option<NaiveDate>,
     pub gender: Gender,
     pub email: Option<String>,
     pub phone: Option<String>,
     pub address: Option<String>,
+    /// Free-text clinical history and notes.
     pub medical_history: Option<String>,
+    /// The id of the user who created the record.
     pub created_by: Uuid,
+    #[serde(serialize_with = "crate::time::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::time::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -117,26 +124,6 @@ pub struct UpdatePatient {
     pub medical_history: Change<String>,
 }
 
-fn optional_email(raw: Option<String>) -> AppResult<Option<String>> {
-    Ok(raw.map(|s| input::optional_email("email", &s)).transpose()?.flatten())
-}
-
-fn optional_phone(raw: Option<String>) -> AppResult<Option<String>> {
-    Ok(raw.map(|s| input::optional_phone("phone", &s)).transpose()?.flatten())
-}
-
-/// A text change where an empty value clears the field.
-fn text_change(
-    change: Change<String>,
-    parse: impl FnOnce(String) -> AppResult<Option<String>>,
-) -> AppResult<Option<Option<String>>> {
-    Ok(match change {
-        Change::Keep => None,
-        Change::Clear => Some(None),
-        Change::Set(raw) => Some(parse(raw)?),
-    })
-}
-
 impl CreatePatient {
     fn parse(self, viewer: &Viewer) -> AppResult<NewPatientRow> {
         Ok(NewPatientRow {
@@ -146,18 +133,12 @@ impl CreatePatient {
                 .map(|d| input::birth_date("dateOfBirth", d))
                 .transpose()?,
             gender: self.gender.unwrap_or(Gender::Unknown).as_str(),
-            email: optional_email(self.email)?,
-            phone: optional_phone(self.phone)?,
-            address: self
-                .address
-                .map(|s| input::optional_text("address", &s, ADDRESS_MAX))
-                .transpose()?
-                .flatten(),
-            medical_history: self
-                .medical_history
-                .map(|s| input::optional_text("medicalHistory", &s, MEDICAL_HISTORY_MAX))
-                .transpose()?
-                .flatten(),
+            email: input::optional(self.email, |s| input::optional_email("email", s))?,
+            phone: input::optional(self.phone, |s| input::optional_phone("phone", s))?,
+            address: input::optional(self.address, |s| input::optional_text("address", s, ADDRESS))?,
+            medical_history: input::optional(self.medical_history, |s| {
+                input::optional_text("medicalHistory", s, MEDICAL_HISTORY)
+            })?,
             created_by: viewer.user_id,
         })
     }
@@ -167,26 +148,35 @@ impl UpdatePatient {
     /// Only here is it known that a name and a gender cannot be cleared.
     fn parse(self) -> AppResult<PatientChanges> {
         Ok(PatientChanges {
-            name: match self.name {
-                Change::Keep => None,
-                Change::Clear => return Err(AppError::bad_input("name", "cannot be cleared")),
-                Change::Set(raw) => Some(PersonName::parse("name", &raw)?.into_inner()),
-            },
+            name: self
+                .name
+                .try_map(|raw| PersonName::parse("name", &raw).map(PersonName::into_inner))?
+                .required("name")?,
             date_of_birth: self
                 .date_of_birth
                 .try_map(|d| input::birth_date("dateOfBirth", d))?
                 .into_column(),
-            gender: match self.gender {
-                Change::Keep => None,
-                Change::Clear => return Err(AppError::bad_input("gender", "cannot be cleared")),
-                Change::Set(g) => Some(g.as_str()),
-            },
-            email: text_change(self.email, |s| optional_email(Some(s)))?,
-            phone: text_change(self.phone, |s| optional_phone(Some(s)))?,
-            address: text_change(self.address, |s| input::optional_text("address", &s, ADDRESS_MAX))?,
-            medical_history: text_change(self.medical_history, |s| {
-                input::optional_text("medicalHistory", &s, MEDICAL_HISTORY_MAX)
-            })?,
+            gender: self.gender.required("gender")?.map(Gender::as_str),
+            email: self
+                .email
+                .try_map(|s| input::optional_email("email", &s))?
+                .flatten()
+                .into_column(),
+            phone: self
+                .phone
+                .try_map(|s| input::optional_phone("phone", &s))?
+                .flatten()
+                .into_column(),
+            address: self
+                .address
+                .try_map(|s| input::optional_text("address", &s, ADDRESS))?
+                .flatten()
+                .into_column(),
+            medical_history: self
+                .medical_history
+                .try_map(|s| input::optional_text("medicalHistory", &s, MEDICAL_HISTORY))?
+                .flatten()
+                .into_column(),
             updated_at: Utc::now(),
         })
     }

@@ -7,47 +7,18 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::IntoResponse,
 };
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::{
+    RestState,
     error::{ApiResult, ErrorBody},
     extract::Body,
-    timestamp,
 };
 use crate::{
     accounts::{AuthSession, Registration, User},
-    app::AppState,
     http::request_id,
-    viewer::Role,
 };
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(as = User)]
-pub struct UserJson {
-    pub id: Uuid,
-    pub name: String,
-    /// Returned as the user typed it; compared case-insensitively.
-    pub email: String,
-    pub role: Role,
-    #[serde(serialize_with = "timestamp")]
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<User> for UserJson {
-    fn from(u: User) -> Self {
-        Self {
-            id: u.id,
-            name: u.name,
-            email: u.email,
-            role: u.role,
-            created_at: u.created_at,
-        }
-    }
-}
 
 /// Returned by register, login and refresh: GraphQL's `AuthPayload` plus
 /// `token`.
@@ -66,7 +37,7 @@ pub struct AuthJson {
     /// Opaque and single-use: `/api/auth/refresh` returns a new one and
     /// retires this one.
     pub refresh_token: String,
-    pub user: UserJson,
+    pub user: User,
 }
 
 impl From<AuthSession> for AuthJson {
@@ -77,7 +48,7 @@ impl From<AuthSession> for AuthJson {
             token_type: "Bearer",
             expires_in: s.expires_in,
             refresh_token: s.refresh_token,
-            user: s.user.into(),
+            user: s.user,
         }
     }
 }
@@ -120,7 +91,7 @@ pub struct RefreshBody {
     )
 )]
 pub async fn register(
-    State(app): State<AppState>,
+    State(app): State<RestState>,
     headers: HeaderMap,
     Body(body): Body<RegisterBody>,
 ) -> ApiResult<impl IntoResponse> {
@@ -129,11 +100,7 @@ pub async fn register(
         email: body.email,
         password: body.password,
     };
-    let session = app
-        .services
-        .accounts
-        .register(registration, request_id(&headers))
-        .await?;
+    let session = app.accounts.register(registration, request_id(&headers)).await?;
     Ok((StatusCode::CREATED, Json(AuthJson::from(session))))
 }
 
@@ -151,12 +118,11 @@ pub async fn register(
     )
 )]
 pub async fn login(
-    State(app): State<AppState>,
+    State(app): State<RestState>,
     headers: HeaderMap,
     Body(body): Body<LoginBody>,
 ) -> ApiResult<Json<AuthJson>> {
     let session = app
-        .services
         .accounts
         .login(&body.email, &body.password, request_id(&headers))
         .await?;
@@ -175,8 +141,8 @@ pub async fn login(
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
     )
 )]
-pub async fn refresh(State(app): State<AppState>, Body(body): Body<RefreshBody>) -> ApiResult<Json<AuthJson>> {
-    Ok(Json(app.services.accounts.refresh(&body.refresh_token).await?.into()))
+pub async fn refresh(State(app): State<RestState>, Body(body): Body<RefreshBody>) -> ApiResult<Json<AuthJson>> {
+    Ok(Json(app.accounts.refresh(&body.refresh_token).await?.into()))
 }
 
 /// Revokes a refresh token (whether or not it was live).
@@ -186,7 +152,7 @@ pub async fn refresh(State(app): State<AppState>, Body(body): Body<RefreshBody>)
     request_body = RefreshBody,
     responses((status = 204, description = "The token is no longer usable"))
 )]
-pub async fn logout(State(app): State<AppState>, Body(body): Body<RefreshBody>) -> ApiResult<impl IntoResponse> {
-    app.services.accounts.logout(&body.refresh_token).await?;
+pub async fn logout(State(app): State<RestState>, Body(body): Body<RefreshBody>) -> ApiResult<impl IntoResponse> {
+    app.accounts.logout(&body.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,60 +7,21 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::{
-    created,
+    RestState, created,
     error::{ApiResult, ErrorBody},
     extract::{Auth, Body, Id, SearchQuery, Searching},
-    page, timestamp,
+    page,
 };
 use crate::{
-    app::AppState,
     doctors::{self, CreateDoctor, Doctor, DoctorQuery, UpdateDoctor},
     error::AppError,
     input::Change,
     paging::Order,
 };
-
-/// A doctor of the shared directory.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(as = Doctor)]
-pub struct DoctorJson {
-    pub id: Uuid,
-    pub name: String,
-    pub specialization: String,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    /// Unique across doctors when present.
-    pub license_number: Option<String>,
-    /// The id of the user who added the doctor.
-    pub created_by: Uuid,
-    #[serde(serialize_with = "timestamp")]
-    pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "timestamp")]
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<Doctor> for DoctorJson {
-    fn from(d: Doctor) -> Self {
-        Self {
-            id: d.id,
-            name: d.name,
-            specialization: d.specialization,
-            email: d.email,
-            phone: d.phone,
-            license_number: d.license_number,
-            created_by: d.created_by,
-            created_at: d.created_at,
-            updated_at: d.updated_at,
-        }
-    }
-}
 
 /// A new doctor: the fields of GraphQL's `CreateDoctorInput`.
 #[derive(Deserialize, ToSchema)]
@@ -109,7 +70,7 @@ pub struct UpdateDoctorBody {
     post, path = "/api/doctors", tag = "doctors",
     request_body = CreateDoctorBody,
     responses(
-        (status = 201, description = "The new doctor", body = DoctorJson,
+        (status = 201, description = "The new doctor", body = Doctor,
             headers(("Location" = String, description = "The doctor's URL")),
             links(
                 ("GetDoctor" = (operation_id = "getDoctor", parameters(("id" = "$response.body#/id")))),
@@ -121,7 +82,7 @@ pub struct UpdateDoctorBody {
     security(("bearer" = []))
 )]
 pub async fn create(
-    State(app): State<AppState>,
+    State(app): State<RestState>,
     Auth(viewer): Auth,
     Body(body): Body<CreateDoctorBody>,
 ) -> ApiResult<Response> {
@@ -133,10 +94,7 @@ pub async fn create(
         license_number: body.license_number,
     };
     let doctor = doctors::create(&app.db, &viewer, input).await?;
-    Ok(created(
-        &format!("/api/doctors/{}", doctor.id),
-        DoctorJson::from(doctor),
-    ))
+    Ok(created(&format!("/api/doctors/{}", doctor.id), doctor))
 }
 
 /// The directory, by name.
@@ -144,12 +102,12 @@ pub async fn create(
     operation_id = "listDoctors",
     get, path = "/api/doctors", tag = "doctors",
     params(SearchQuery),
-    responses((status = 200, description = "One page of doctors", body = Vec<DoctorJson>,
+    responses((status = 200, description = "One page of doctors", body = Vec<Doctor>,
         headers(("Link" = String, description = "`<...>; rel=\"next\"` while more rows exist")))),
     security(("bearer" = []))
 )]
 pub async fn list(
-    State(app): State<AppState>,
+    State(app): State<RestState>,
     Auth(_viewer): Auth,
     Searching(params): Searching,
 ) -> ApiResult<Response> {
@@ -161,7 +119,7 @@ pub async fn list(
         order,
     };
     let rows = doctors::list(&app.db, &query, params.limit, after).await?;
-    Ok(page("/api/doctors", &params, rows.map(DoctorJson::from)))
+    Ok(page("/api/doctors", &params, rows))
 }
 
 /// One doctor.
@@ -170,14 +128,14 @@ pub async fn list(
     get, path = "/api/doctors/{id}", tag = "doctors",
     params(("id" = Uuid, Path, description = "The doctor's id")),
     responses(
-        (status = 200, description = "The doctor", body = DoctorJson),
+        (status = 200, description = "The doctor", body = Doctor),
         (status = 404, description = "No such doctor", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
-pub async fn show(State(app): State<AppState>, Auth(_viewer): Auth, Id(id): Id) -> ApiResult<Json<DoctorJson>> {
+pub async fn show(State(app): State<RestState>, Auth(_viewer): Auth, Id(id): Id) -> ApiResult<Json<Doctor>> {
     let doctor = doctors::get(&app.db, id).await?.ok_or(AppError::NotFound)?;
-    Ok(Json(doctor.into()))
+    Ok(Json(doctor))
 }
 
 /// Changes a doctor (its creator or an admin only).
@@ -187,7 +145,7 @@ pub async fn show(State(app): State<AppState>, Auth(_viewer): Auth, Id(id): Id) 
     params(("id" = Uuid, Path, description = "The doctor's id")),
     request_body = UpdateDoctorBody,
     responses(
-        (status = 200, description = "The doctor as changed", body = DoctorJson),
+        (status = 200, description = "The doctor as changed", body = Doctor),
         (status = 403, description = "Only the doctor's creator or an admin may change it", body = ErrorBody),
         (status = 404, description = "No such doctor", body = ErrorBody),
         (status = 409, description = "Another doctor has this licence number", body = ErrorBody),
@@ -195,11 +153,11 @@ pub async fn show(State(app): State<AppState>, Auth(_viewer): Auth, Id(id): Id) 
     security(("bearer" = []))
 )]
 pub async fn update(
-    State(app): State<AppState>,
+    State(app): State<RestState>,
     Auth(viewer): Auth,
     Id(id): Id,
     Body(body): Body<UpdateDoctorBody>,
-) -> ApiResult<Json<DoctorJson>> {
+) -> ApiResult<Json<Doctor>> {
     let input = UpdateDoctor {
         name: body.name,
         specialization: body.specialization,
@@ -207,7 +165,7 @@ pub async fn update(
         phone: body.phone,
         license_number: body.license_number,
     };
-    Ok(Json(doctors::update(&app.db, &viewer, id, input).await?.into()))
+    Ok(Json(doctors::update(&app.db, &viewer, id, input).await?))
 }
 
 /// Deletes a doctor and its assignments (its creator or an admin only).
@@ -222,7 +180,7 @@ pub async fn update(
     ),
     security(("bearer" = []))
 )]
-pub async fn delete(State(app): State<AppState>, Auth(viewer): Auth, Id(id): Id) -> ApiResult<impl IntoResponse> {
+pub async fn delete(State(app): State<RestState>, Auth(viewer): Auth, Id(id): Id) -> ApiResult<impl IntoResponse> {
     doctors::delete(&app.db, &viewer, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,9 +12,8 @@ use serde_aux::serde_introspection::serde_introspect;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::error::ApiError;
+use super::{RestState, error::ApiError};
 use crate::{
-    app::AppState,
     error::AppError,
     http::{bearer_token, is_json, request_id},
     input::{SearchTerm, parse_id},
@@ -25,13 +24,12 @@ use crate::{
 /// The caller, proven by `Authorization: Bearer <accessToken>`.
 pub struct Auth(pub Viewer);
 
-impl FromRequestParts<AppState> for Auth {
+impl FromRequestParts<RestState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &RestState) -> Result<Self, ApiError> {
         let token = bearer_token(&parts.headers).ok_or(AppError::Unauthenticated)?;
         let viewer = state
-            .services
             .accounts
             .authenticate(token)
             .map_err(|_| AppError::Unauthenticated)?;

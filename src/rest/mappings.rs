@@ -7,50 +7,21 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::{
-    doctors::DoctorJson,
+    RestState,
     error::{ApiResult, ErrorBody},
     extract::{Auth, Body, Id, ListQuery, Paging},
-    page, timestamp,
+    page,
 };
 use crate::{
-    app::AppState,
+    doctors::Doctor,
     input::parse_id,
     mappings::{self, Mapping, MappingQuery},
     paging::Order,
 };
-
-/// A doctor assigned to a patient. A (patient, doctor) pair is assigned at
-/// most once.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(as = Mapping)]
-pub struct MappingJson {
-    pub id: Uuid,
-    pub patient_id: Uuid,
-    pub doctor_id: Uuid,
-    /// The id of the user who made the assignment.
-    pub assigned_by: Uuid,
-    #[serde(serialize_with = "timestamp")]
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<Mapping> for MappingJson {
-    fn from(m: Mapping) -> Self {
-        Self {
-            id: m.id,
-            patient_id: m.patient_id,
-            doctor_id: m.doctor_id,
-            assigned_by: m.assigned_by,
-            created_at: m.created_at,
-        }
-    }
-}
 
 /// The patient (one the caller may see) and the doctor to assign.
 #[derive(Deserialize, ToSchema)]
@@ -68,7 +39,7 @@ pub struct AssignBody {
     post, path = "/api/mappings", tag = "mappings",
     request_body = AssignBody,
     responses(
-        (status = 201, description = "The new assignment", body = MappingJson,
+        (status = 201, description = "The new assignment", body = Mapping,
             links(
                 ("DoctorsOfPatient" = (operation_id = "listDoctorsOfPatient",
                     parameters(("id" = "$response.body#/patientId")))),
@@ -80,7 +51,7 @@ pub struct AssignBody {
     security(("bearer" = []))
 )]
 pub async fn create(
-    State(app): State<AppState>,
+    State(app): State<RestState>,
     Auth(viewer): Auth,
     Body(body): Body<AssignBody>,
 ) -> ApiResult<Response> {
@@ -89,7 +60,7 @@ pub async fn create(
     let mapping = mappings::assign(&app.db, &viewer, patient_id, doctor_id).await?;
     // No `Location`: `/api/mappings/{id}` reads a patient's doctors but
     // deletes an assignment, so no single URL names the new assignment.
-    Ok((StatusCode::CREATED, Json(MappingJson::from(mapping))).into_response())
+    Ok((StatusCode::CREATED, Json(mapping)).into_response())
 }
 
 /// Assignments whose patient the caller may see, newest first.
@@ -97,14 +68,14 @@ pub async fn create(
     operation_id = "listMappings",
     get, path = "/api/mappings", tag = "mappings",
     params(ListQuery),
-    responses((status = 200, description = "One page of assignments", body = Vec<MappingJson>,
+    responses((status = 200, description = "One page of assignments", body = Vec<Mapping>,
         headers(("Link" = String, description = "`<...>; rel=\"next\"` while more rows exist")))),
     security(("bearer" = []))
 )]
-pub async fn list(State(app): State<AppState>, Auth(viewer): Auth, Paging(params): Paging) -> ApiResult<Response> {
+pub async fn list(State(app): State<RestState>, Auth(viewer): Auth, Paging(params): Paging) -> ApiResult<Response> {
     let after = params.cursor(Some(Order::NEWEST_FIRST))?;
     let rows = mappings::list(&app.db, &viewer, &MappingQuery::default(), params.limit, after).await?;
-    Ok(page("/api/mappings", &params, rows.map(MappingJson::from)))
+    Ok(page("/api/mappings", &params, rows))
 }
 
 /// The doctors assigned to a patient.
@@ -113,18 +84,18 @@ pub async fn list(State(app): State<AppState>, Auth(viewer): Auth, Paging(params
     get, path = "/api/mappings/{id}", tag = "mappings",
     params(("id" = Uuid, Path, description = "The patient's id")),
     responses(
-        (status = 200, description = "The patient's doctors", body = Vec<DoctorJson>),
+        (status = 200, description = "The patient's doctors", body = Vec<Doctor>),
         (status = 404, description = "No such patient, or not the caller's", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub async fn doctors_of_patient(
-    State(app): State<AppState>,
+    State(app): State<RestState>,
     Auth(viewer): Auth,
     Id(patient_id): Id,
-) -> ApiResult<Json<Vec<DoctorJson>>> {
+) -> ApiResult<Json<Vec<Doctor>>> {
     let doctors = mappings::doctors_of_patient(&app.db, &viewer, patient_id).await?;
-    Ok(Json(doctors.into_iter().map(DoctorJson::from).collect()))
+    Ok(Json(doctors))
 }
 
 /// Removes an assignment.
@@ -138,7 +109,7 @@ pub async fn doctors_of_patient(
     ),
     security(("bearer" = []))
 )]
-pub async fn delete(State(app): State<AppState>, Auth(viewer): Auth, Id(id): Id) -> ApiResult<impl IntoResponse> {
+pub async fn delete(State(app): State<RestState>, Auth(viewer): Auth, Id(id): Id) -> ApiResult<impl IntoResponse> {
     mappings::remove(&app.db, &viewer, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

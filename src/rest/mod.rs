@@ -16,8 +16,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use utoipa::{
     Modify, OpenApi, ToSchema,
     openapi::{
@@ -30,7 +29,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use self::{error::ErrorBody, extract::PageParams};
 use crate::{
-    app::AppState,
+    accounts::Accounts,
+    db::Db,
     doctors::LICENSE_NUMBER_PATTERN,
     input::{self, EMAIL_PATTERN, NAME_PATTERN, OPTIONAL_EMAIL_PATTERN, PHONE_PATTERN, TEXT_PATTERN},
     paging::{CREATED_AT_CURSOR_PATTERN, NAME_CURSOR_PATTERN, Page},
@@ -75,8 +75,16 @@ impl Modify for BearerAuth {
     }
 }
 
+/// What the REST handlers reach: the database and the accounts service
+/// (GraphQL's schemas and the subscriptions are not theirs).
+#[derive(Clone)]
+pub struct RestState {
+    pub db: Db,
+    pub accounts: Accounts,
+}
+
 /// The `/api` routes and the OpenAPI document that describes them.
-pub fn router() -> (Router<AppState>, openapi::OpenApi) {
+pub fn router() -> (Router<RestState>, openapi::OpenApi) {
     let (router, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(auth::register))
         .routes(routes!(auth::login))
@@ -241,11 +249,6 @@ fn add_common_responses(api: &mut openapi::OpenApi) {
             add("503", error("The database did not answer in time; try again", false));
         }
     }
-}
-
-/// Timestamps as in GraphQL: RFC 3339 in UTC with milliseconds.
-pub fn timestamp<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
 /// 201 with the new record and its `Location`.

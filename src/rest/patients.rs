@@ -6,65 +6,22 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::NaiveDate;
+use serde::Deserialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::{
-    created,
+    RestState, created,
     error::ApiResult,
     extract::{Auth, Body, Id, SearchQuery, Searching},
-    page, timestamp,
+    page,
 };
 use crate::{
-    app::AppState,
     error::AppError,
     input::{self, Change},
     paging::Order,
     patients::{self, CreatePatient, Gender, Patient, PatientQuery, UpdatePatient},
 };
-
-/// A patient record. Visible only to the user who created it and to admins.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(as = Patient)]
-pub struct PatientJson {
-    pub id: Uuid,
-    pub name: String,
-    #[schema(value_type = Option<String>, format = Date)]
-    pub date_of_birth: Option<NaiveDate>,
-    pub gender: Gender,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub address: Option<String>,
-    /// Free-text clinical history and notes.
-    pub medical_history: Option<String>,
-    /// The id of the user who created the record.
-    pub created_by: Uuid,
-    #[serde(serialize_with = "timestamp")]
-    pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "timestamp")]
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<Patient> for PatientJson {
-    fn from(p: Patient) -> Self {
-        Self {
-            id: p.id,
-            name: p.name,
-            date_of_birth: p.date_of_birth,
-            gender: p.gender,
-            email: p.email,
-            phone: p.phone,
-            address: p.address,
-            medical_history: p.medical_history,
-            created_by: p.created_by,
-            created_at: p.created_at,
-            updated_at: p.updated_at,
-        }
-    }
-}
 
 /// A new patient: the fields of GraphQL's `CreatePatientInput`.
 #[derive(Deserialize, ToSchema)]
@@ -127,7 +84,7 @@ fn date_of_birth(raw: &str) -> Result<NaiveDate, AppError> {
     operation_id = "createPatient",
     post, path = "/api/patients", tag = "patients",
     request_body = CreatePatientBody,
-    responses((status = 201, description = "The new patient", body = PatientJson,
+    responses((status = 201, description = "The new patient", body = Patient,
         headers(("Location" = String, description = "The patient's URL")),
         links(
             ("GetPatient" = (operation_id = "getPatient", parameters(("id" = "$response.body#/id")))),
@@ -138,7 +95,7 @@ fn date_of_birth(raw: &str) -> Result<NaiveDate, AppError> {
     security(("bearer" = []))
 )]
 pub async fn create(
-    State(app): State<AppState>,
+    State(app): State<RestState>,
     Auth(viewer): Auth,
     Body(body): Body<CreatePatientBody>,
 ) -> ApiResult<Response> {
@@ -152,10 +109,7 @@ pub async fn create(
         medical_history: body.medical_history,
     };
     let patient = patients::create(&app.db, &viewer, input).await?;
-    Ok(created(
-        &format!("/api/patients/{}", patient.id),
-        PatientJson::from(patient),
-    ))
+    Ok(created(&format!("/api/patients/{}", patient.id), patient))
 }
 
 /// The caller's patients (everyone's for admins), newest first.
@@ -163,12 +117,12 @@ pub async fn create(
     operation_id = "listPatients",
     get, path = "/api/patients", tag = "patients",
     params(SearchQuery),
-    responses((status = 200, description = "One page of patients", body = Vec<PatientJson>,
+    responses((status = 200, description = "One page of patients", body = Vec<Patient>,
         headers(("Link" = String, description = "`<...>; rel=\"next\"` while more rows exist")))),
     security(("bearer" = []))
 )]
 pub async fn list(
-    State(app): State<AppState>,
+    State(app): State<RestState>,
     Auth(viewer): Auth,
     Searching(params): Searching,
 ) -> ApiResult<Response> {
@@ -179,7 +133,7 @@ pub async fn list(
         order,
     };
     let rows = patients::list(&app.db, &viewer, &query, params.limit, after).await?;
-    Ok(page("/api/patients", &params, rows.map(PatientJson::from)))
+    Ok(page("/api/patients", &params, rows))
 }
 
 /// One patient. Reading it is recorded in the audit trail.
@@ -188,14 +142,14 @@ pub async fn list(
     get, path = "/api/patients/{id}", tag = "patients",
     params(("id" = Uuid, Path, description = "The patient's id")),
     responses(
-        (status = 200, description = "The patient", body = PatientJson),
+        (status = 200, description = "The patient", body = Patient),
         (status = 404, description = "No such patient, or not the caller's", body = super::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
-pub async fn show(State(app): State<AppState>, Auth(viewer): Auth, Id(id): Id) -> ApiResult<Json<PatientJson>> {
+pub async fn show(State(app): State<RestState>, Auth(viewer): Auth, Id(id): Id) -> ApiResult<Json<Patient>> {
     let patient = patients::get(&app.db, &viewer, id).await?.ok_or(AppError::NotFound)?;
-    Ok(Json(patient.into()))
+    Ok(Json(patient))
 }
 
 /// Changes a patient.
@@ -205,17 +159,17 @@ pub async fn show(State(app): State<AppState>, Auth(viewer): Auth, Id(id): Id) -
     params(("id" = Uuid, Path, description = "The patient's id")),
     request_body = UpdatePatientBody,
     responses(
-        (status = 200, description = "The patient as changed", body = PatientJson),
+        (status = 200, description = "The patient as changed", body = Patient),
         (status = 404, description = "No such patient, or not the caller's", body = super::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub async fn update(
-    State(app): State<AppState>,
+    State(app): State<RestState>,
     Auth(viewer): Auth,
     Id(id): Id,
     Body(body): Body<UpdatePatientBody>,
-) -> ApiResult<Json<PatientJson>> {
+) -> ApiResult<Json<Patient>> {
     let input = UpdatePatient {
         name: body.name,
         date_of_birth: body.date_of_birth.try_map(|d| date_of_birth(&d))?,
@@ -225,7 +179,7 @@ pub async fn update(
         address: body.address,
         medical_history: body.medical_history,
     };
-    Ok(Json(patients::update(&app.db, &viewer, id, input).await?.into()))
+    Ok(Json(patients::update(&app.db, &viewer, id, input).await?))
 }
 
 /// Deletes a patient and its assignments.
@@ -239,7 +193,7 @@ pub async fn update(
     ),
     security(("bearer" = []))
 )]
-pub async fn delete(State(app): State<AppState>, Auth(viewer): Auth, Id(id): Id) -> ApiResult<impl IntoResponse> {
+pub async fn delete(State(app): State<RestState>, Auth(viewer): Auth, Id(id): Id) -> ApiResult<impl IntoResponse> {
     patients::delete(&app.db, &viewer, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
