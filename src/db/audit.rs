@@ -21,7 +21,8 @@ pub struct AuditRow {
 }
 
 #[derive(Debug, Insertable)]
-#[diesel(table_name = audit_events)]
+#[diesel(table_name = audit_events, treat_none_as_default_value = false)]
+/// `None` is NULL, not DEFAULT, so that the statement can stay prepared.
 pub struct NewAuditRow<'a> {
     pub actor_id: Option<Uuid>,
     pub action: &'a str,

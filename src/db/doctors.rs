@@ -32,7 +32,8 @@ pub struct DoctorRow {
 }
 
 #[derive(Insertable)]
-#[diesel(table_name = doctors)]
+#[diesel(table_name = doctors, treat_none_as_default_value = false)]
+/// `None` is NULL, not DEFAULT, so that the statement can stay prepared.
 pub struct NewDoctorRow {
     pub name: String,
     pub specialization: String,

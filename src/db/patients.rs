@@ -49,8 +49,11 @@ impl fmt::Debug for PatientRow {
     }
 }
 
+/// `None` is written as NULL, not DEFAULT: with DEFAULT the statement's text
+/// depends on which fields are given, and diesel does not keep it prepared
+/// (measured: the create lost a third of its throughput).
 #[derive(Clone, Insertable)]
-#[diesel(table_name = patients)]
+#[diesel(table_name = patients, treat_none_as_default_value = false)]
 pub struct NewPatientRow {
     pub name: String,
     pub date_of_birth: Option<NaiveDate>,

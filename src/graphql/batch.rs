@@ -12,16 +12,21 @@
 //! the loaders queued meanwhile. Every key of a level is registered by then,
 //! so each level of a nested read costs one statement per relation, for 5
 //! rows or 100. Fetches go in waves: a wave starts when the previous one has
-//! finished, and the execution waits while a wave runs, so the keys of one
-//! level meet in one batch and the count does not depend on which query
-//! returns first.
+//! finished. A loader's fetch takes its keys only once DataLoader's timer
+//! has fired (however short), so while a wave's fetches have not all taken
+//! theirs, the execution waits: a resolver run then could add keys to one of
+//! them or not, by timing. Once they have (each loader says so as its load
+//! begins), the execution goes on with what has arrived while the rest are
+//! in flight, and the keys it asks for wait for the next wave. So the keys
+//! of one level meet in one batch, and the count does not depend on which
+//! query returns first.
 
 use std::{
     future::Future,
     pin::Pin,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     task::{Context, Poll, Wake, Waker},
 };
@@ -35,17 +40,37 @@ const MAX_REPOLLS: usize = 64;
 
 /// Where a request's loaders put their fetches.
 #[derive(Clone, Default)]
-pub struct FetchQueue(Arc<Mutex<Vec<BoxFuture<'static, ()>>>>);
+pub struct FetchQueue {
+    fetches: Arc<Mutex<Vec<BoxFuture<'static, ()>>>>,
+    /// Fetches of the running wave that have not taken their keys yet.
+    untaken: Arc<AtomicUsize>,
+}
 
 impl FetchQueue {
     /// The spawner to give `DataLoader::new`.
     pub fn spawner(&self) -> impl Fn(BoxFuture<'static, ()>) + Send + Sync + 'static {
-        let queue = Arc::clone(&self.0);
+        let queue = Arc::clone(&self.fetches);
         move |fetch| queue.lock().unwrap_or_else(|e| e.into_inner()).push(fetch)
     }
 
+    /// Called by a loader as its load begins: its fetch has taken its keys.
+    pub fn taken(&self) {
+        let _ = self
+            .untaken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
     fn take(&self) -> Vec<BoxFuture<'static, ()>> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        let fetches = std::mem::take(&mut *self.fetches.lock().unwrap_or_else(|e| e.into_inner()));
+        self.untaken.store(fetches.len(), Ordering::Release);
+        fetches
+    }
+
+    /// Whether every fetch of the running wave has taken its keys. (A fetch
+    /// that found no keys never says so; the execution then waits for the
+    /// wave's end, which is always safe.)
+    fn all_taken(&self) -> bool {
+        self.untaken.load(Ordering::Acquire) == 0
     }
 }
 
@@ -101,7 +126,7 @@ impl<F: Future> Future for Batched<F> {
         };
         let waker = Waker::from(Arc::clone(&flag));
         loop {
-            if this.running.is_empty() {
+            if this.running.is_empty() || this.queue.all_taken() {
                 let mut repolls = 0;
                 loop {
                     flag.woken.store(false, Ordering::Release);
@@ -114,6 +139,11 @@ impl<F: Future> Future for Batched<F> {
                     }
                     repolls += 1;
                 }
+            }
+            if this.running.is_empty() {
+                // Loads go in waves: keys that the last wave's results
+                // revealed (from any of its relations) share one statement
+                // per loader.
                 this.running.extend(this.queue.take());
                 if this.running.is_empty() {
                     if flag.woken.load(Ordering::Acquire) {
@@ -124,16 +154,16 @@ impl<F: Future> Future for Batched<F> {
                     return Poll::Pending;
                 }
             }
-            // A wave runs to its end before the execution is polled again:
-            // a loader takes its keys only when its fetch starts (after
-            // DataLoader's timer, however short), so resolvers that ran
-            // while a wave was in flight could add keys to a batch that had
-            // not started yet, or start a new one, depending on timing.
-            while let Poll::Ready(Some(())) = this.running.poll_next_unpin(cx) {}
-            if !this.running.is_empty() {
+            let mut finished = false;
+            while let Poll::Ready(Some(())) = this.running.poll_next_unpin(cx) {
+                finished = true;
+            }
+            // Go round again when a fetch has finished (its resolvers are
+            // awake), or when the execution was woken while it could run.
+            let runnable = this.running.is_empty() || this.queue.all_taken();
+            if !(finished || (runnable && flag.woken.load(Ordering::Acquire))) {
                 return Poll::Pending;
             }
-            // Every fetch of the wave has finished and woken its resolvers.
         }
     }
 }

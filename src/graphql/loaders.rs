@@ -37,16 +37,41 @@ fn shared_lists<T>(map: HashMap<Uuid, Vec<T>>) -> HashMap<Uuid, Arc<Vec<Arc<T>>>
 pub struct Loaders {
     /// Cached for the request: one user shows up as the creator or assigner
     /// of many rows, at several levels of a nested read.
-    pub users: DataLoader<UserById, HashMapCache>,
-    pub patients: DataLoader<PatientById>,
-    pub doctors: DataLoader<DoctorById>,
-    pub doctors_by_patient: DataLoader<DoctorsByPatient>,
-    pub mappings_by_patient: DataLoader<MappingsByPatient>,
-    pub patients_by_doctor: DataLoader<PatientsByDoctor>,
-    pub mappings_by_doctor: DataLoader<MappingsByDoctor>,
+    pub users: DataLoader<Queued<UserById>, HashMapCache>,
+    pub patients: DataLoader<Queued<PatientById>>,
+    pub doctors: DataLoader<Queued<DoctorById>>,
+    pub doctors_by_patient: DataLoader<Queued<DoctorsByPatient>>,
+    pub mappings_by_patient: DataLoader<Queued<MappingsByPatient>>,
+    pub patients_by_doctor: DataLoader<Queued<PatientsByDoctor>>,
+    pub mappings_by_doctor: DataLoader<Queued<MappingsByDoctor>>,
 }
 
-fn loader<T: Send + Sync + 'static>(inner: T, queue: &FetchQueue) -> DataLoader<T> {
+/// A loader whose fetches run in the request's `FetchQueue`, telling it when
+/// a fetch has taken its keys (see `batch`).
+pub struct Queued<L> {
+    inner: L,
+    queue: FetchQueue,
+}
+
+impl<K, L> Loader<K> for Queued<L>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    L: Loader<K>,
+{
+    type Value = L::Value;
+    type Error = L::Error;
+
+    async fn load(&self, keys: &[K]) -> Result<HashMap<K, L::Value>, L::Error> {
+        self.queue.taken();
+        self.inner.load(keys).await
+    }
+}
+
+fn loader<T: Send + Sync + 'static>(inner: T, queue: &FetchQueue) -> DataLoader<Queued<T>> {
+    let inner = Queued {
+        inner,
+        queue: queue.clone(),
+    };
     DataLoader::new(inner, queue.spawner()).delay(Duration::ZERO)
 }
 
@@ -57,8 +82,15 @@ impl Loaders {
             viewer: viewer.clone(),
         };
         Self {
-            users: DataLoader::with_cache(UserById(accounts.clone()), queue.spawner(), HashMapCache::default())
-                .delay(Duration::ZERO),
+            users: DataLoader::with_cache(
+                Queued {
+                    inner: UserById(accounts.clone()),
+                    queue: queue.clone(),
+                },
+                queue.spawner(),
+                HashMapCache::default(),
+            )
+            .delay(Duration::ZERO),
             patients: loader(PatientById(scoped()), queue),
             doctors: loader(DoctorById(db.clone()), queue),
             doctors_by_patient: loader(DoctorsByPatient(scoped()), queue),

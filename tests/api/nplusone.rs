@@ -92,3 +92,43 @@ async fn total_count_runs_only_when_selected() {
     assert_eq!(costs[2], 1, "{costs:?}");
     assert_eq!(costs[3], 2, "{costs:?}");
 }
+
+/// Statements the app has sent so far, leaving out the foreign-key checks
+/// that PostgreSQL runs for an insert (pg_stat_statements counts those too).
+async fn sent(app: &TestApp) -> i64 {
+    app.statement_calls()
+        .await
+        .iter()
+        .filter(|(query, _)| !query.contains("FOR KEY SHARE OF x"))
+        .map(|(_, calls)| calls)
+        .sum()
+}
+
+/// The point read and the create are one statement each: the row and its
+/// audit event together (issue 11 rewrote both; neither may grow).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_point_read_and_the_create_are_one_statement_each() {
+    let app = TestApp::spawn().await;
+    let ann = app.signup("ann").await;
+    let create = "mutation($i: CreatePatientInput!) { createPatient(input: $i) { id name } }";
+    let read = "query($id: ID!) { patient(id: $id) { id name createdAt } }";
+    let mut costs = Vec::new();
+    for round in 0..3 {
+        let before = sent(&app).await;
+        let created = app
+            .gql_as(&ann.token, create, json!({ "i": { "name": format!("P{round}") } }))
+            .await;
+        let id = created.assert_ok()["createPatient"]["id"].as_str().unwrap().to_owned();
+        let between = sent(&app).await;
+        let resp = app.gql_as(&ann.token, read, json!({ "id": id })).await;
+        assert_eq!(resp.assert_ok()["patient"]["id"], id.as_str());
+        let after = sent(&app).await;
+        costs.push((between - before, after - between));
+    }
+    assert_eq!(costs, [(1, 1), (1, 1), (1, 1)]);
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_events WHERE action IN ('PATIENT_CREATED', 'PATIENT_READ')")
+            .await,
+        6
+    );
+}
