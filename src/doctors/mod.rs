@@ -56,21 +56,46 @@ impl From<DoctorRow> for Doctor {
     }
 }
 
-#[derive(Default)]
+/// A new doctor, as both transports receive it (the REST body as it is).
+#[derive(Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = CreateDoctorBody)]
 pub struct CreateDoctor {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub specialization: String,
+    /// Blank is no value.
+    #[schema(max_length = 254)]
     pub email: Option<String>,
+    /// Digits, spaces and `+-()`; blank is no value.
+    #[schema(max_length = 32)]
     pub phone: Option<String>,
+    /// Letters, digits, spaces and `-/._`; blank is no value.
+    #[schema(max_length = 64)]
     pub license_number: Option<String>,
 }
 
-#[derive(Default)]
+/// Changes to a doctor: a field left out stays as it is, `null` clears a
+/// nullable field; `name` and `specialization` cannot be cleared.
+#[derive(Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = UpdateDoctorBody)]
 pub struct UpdateDoctor {
+    #[serde(default)]
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
     pub name: Change<String>,
+    #[serde(default)]
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
     pub specialization: Change<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 254)]
     pub email: Change<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 32)]
     pub phone: Change<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 64)]
     pub license_number: Change<String>,
 }
 

@@ -212,7 +212,7 @@ impl PatientMutations {
         let (db, viewer) = request_viewer(ctx)?;
         let input = CreatePatient {
             name: input.name,
-            date_of_birth: input.date_of_birth.map(|d| d.parse("dateOfBirth")).transpose()?,
+            date_of_birth: input.date_of_birth.map(Date::into_text),
             gender: input.gender.map(Into::into),
             email: input.email,
             phone: input.phone,
@@ -227,7 +227,7 @@ impl PatientMutations {
         let id = parse_id("id", &id)?;
         let input = UpdatePatient {
             name: types::change(input.name, |v| v),
-            date_of_birth: types::change(input.date_of_birth, |d| d).try_map(|d| d.parse("dateOfBirth"))?,
+            date_of_birth: types::change(input.date_of_birth, Date::into_text),
             gender: types::change(input.gender, Into::into),
             email: types::change(input.email, |v| v),
             phone: types::change(input.phone, |v| v),

@@ -78,11 +78,12 @@ pub enum Date {
 }
 
 impl Date {
-    /// The date, or `BAD_USER_INPUT` naming `field`.
-    pub fn parse(self, field: &'static str) -> Result<chrono::NaiveDate, crate::error::AppError> {
+    /// The date as text, for the service to read as REST's is read (an
+    /// invalid one is refused there, with the same message).
+    pub fn into_text(self) -> String {
         match self {
-            Self::Valid(d) => Ok(d),
-            Self::Invalid => crate::input::date(field, ""),
+            Self::Valid(d) => d.format("%Y-%m-%d").to_string(),
+            Self::Invalid => String::new(),
         }
     }
 }

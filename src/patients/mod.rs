@@ -100,38 +100,70 @@ impl From<PatientRow> for Patient {
     }
 }
 
-/// A new patient as a transport received it.
-#[derive(Default)]
+/// A new patient, as both transports receive it (the REST body as it is).
+#[derive(Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = CreatePatientBody)]
 pub struct CreatePatient {
+    /// At most 200 characters, not all white space, no control characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
-    pub date_of_birth: Option<NaiveDate>,
+    /// `YYYY-MM-DD`, not in the future, not before 1850.
+    #[schema(format = Date)]
+    pub date_of_birth: Option<String>,
+    /// `UNKNOWN` when left out or null.
     pub gender: Option<Gender>,
+    /// Blank is no value.
+    #[schema(max_length = 254)]
     pub email: Option<String>,
+    /// Digits, spaces and `+-()`; blank is no value.
+    #[schema(max_length = 32)]
     pub phone: Option<String>,
+    #[schema(max_length = 1000)]
     pub address: Option<String>,
+    #[schema(max_length = 20000)]
     pub medical_history: Option<String>,
 }
 
-/// Changes as a transport received them: absent = keep, null = clear.
-#[derive(Default)]
+/// Changes to a patient: a field left out stays as it is, `null` clears a
+/// nullable field (null for `name` or `gender` is refused).
+#[derive(Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = UpdatePatientBody)]
 pub struct UpdatePatient {
+    #[serde(default)]
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
     pub name: Change<String>,
-    pub date_of_birth: Change<NaiveDate>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Date)]
+    pub date_of_birth: Change<String>,
+    #[serde(default)]
+    #[schema(value_type = Gender)]
     pub gender: Change<Gender>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 254)]
     pub email: Change<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 32)]
     pub phone: Change<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 1000)]
     pub address: Change<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 20000)]
     pub medical_history: Change<String>,
+}
+
+/// A date of birth as sent: `YYYY-MM-DD`, not in the future, not before 1850.
+fn date_of_birth(raw: &str) -> AppResult<NaiveDate> {
+    input::birth_date("dateOfBirth", input::date("dateOfBirth", raw)?)
 }
 
 impl CreatePatient {
     fn parse(self, viewer: &Viewer) -> AppResult<NewPatientRow> {
         Ok(NewPatientRow {
             name: PersonName::parse("name", &self.name)?.into_inner(),
-            date_of_birth: self
-                .date_of_birth
-                .map(|d| input::birth_date("dateOfBirth", d))
-                .transpose()?,
+            date_of_birth: self.date_of_birth.as_deref().map(date_of_birth).transpose()?,
             gender: self.gender.unwrap_or(Gender::Unknown).as_str(),
             email: input::optional(self.email, |s| input::optional_email("email", s))?,
             phone: input::optional(self.phone, |s| input::optional_phone("phone", s))?,
@@ -152,10 +184,7 @@ impl UpdatePatient {
                 .name
                 .try_map(|raw| PersonName::parse("name", &raw).map(PersonName::into_inner))?
                 .required("name")?,
-            date_of_birth: self
-                .date_of_birth
-                .try_map(|d| input::birth_date("dateOfBirth", d))?
-                .into_column(),
+            date_of_birth: self.date_of_birth.try_map(|d| date_of_birth(&d))?.into_column(),
             gender: self.gender.required("gender")?.map(Gender::as_str),
             email: self
                 .email

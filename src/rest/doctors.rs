@@ -7,8 +7,6 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use serde::Deserialize;
-use utoipa::ToSchema;
 
 use super::{
     RestState, created,
@@ -19,56 +17,14 @@ use super::{
 use crate::{
     doctors::{self, CreateDoctor, Doctor, DoctorQuery, UpdateDoctor},
     error::AppError,
-    input::Change,
     paging::Order,
 };
-
-/// A new doctor: the fields of GraphQL's `CreateDoctorInput`.
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateDoctorBody {
-    #[schema(min_length = 1, max_length = 200)]
-    pub name: String,
-    #[schema(min_length = 1, max_length = 200)]
-    pub specialization: String,
-    /// Blank is no value.
-    #[schema(max_length = 254)]
-    pub email: Option<String>,
-    /// Digits, spaces and `+-()`; blank is no value.
-    #[schema(max_length = 32)]
-    pub phone: Option<String>,
-    /// Letters, digits, spaces and `-/._`; blank is no value.
-    #[schema(max_length = 64)]
-    pub license_number: Option<String>,
-}
-
-/// Changes to a doctor: as for patients; `name` and `specialization` cannot
-/// be cleared.
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct UpdateDoctorBody {
-    #[serde(default)]
-    #[schema(value_type = String, min_length = 1, max_length = 200)]
-    pub name: Change<String>,
-    #[serde(default)]
-    #[schema(value_type = String, min_length = 1, max_length = 200)]
-    pub specialization: Change<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>, max_length = 254)]
-    pub email: Change<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>, max_length = 32)]
-    pub phone: Change<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>, max_length = 64)]
-    pub license_number: Change<String>,
-}
 
 /// Adds a doctor to the directory.
 #[utoipa::path(
     operation_id = "createDoctor",
     post, path = "/api/doctors", tag = "doctors",
-    request_body = CreateDoctorBody,
+    request_body = CreateDoctor,
     responses(
         (status = 201, description = "The new doctor", body = Doctor,
             headers(("Location" = String, description = "The doctor's URL")),
@@ -84,15 +40,8 @@ pub struct UpdateDoctorBody {
 pub async fn create(
     State(app): State<RestState>,
     Auth(viewer): Auth,
-    Body(body): Body<CreateDoctorBody>,
+    Body(input): Body<CreateDoctor>,
 ) -> ApiResult<Response> {
-    let input = CreateDoctor {
-        name: body.name,
-        specialization: body.specialization,
-        email: body.email,
-        phone: body.phone,
-        license_number: body.license_number,
-    };
     let doctor = doctors::create(&app.db, &viewer, input).await?;
     Ok(created(&format!("/api/doctors/{}", doctor.id), doctor))
 }
@@ -143,7 +92,7 @@ pub async fn show(State(app): State<RestState>, Auth(_viewer): Auth, Id(id): Id)
     operation_id = "updateDoctor",
     put, path = "/api/doctors/{id}", tag = "doctors",
     params(("id" = Uuid, Path, description = "The doctor's id")),
-    request_body = UpdateDoctorBody,
+    request_body = UpdateDoctor,
     responses(
         (status = 200, description = "The doctor as changed", body = Doctor),
         (status = 403, description = "Only the doctor's creator or an admin may change it", body = ErrorBody),
@@ -156,15 +105,8 @@ pub async fn update(
     State(app): State<RestState>,
     Auth(viewer): Auth,
     Id(id): Id,
-    Body(body): Body<UpdateDoctorBody>,
+    Body(input): Body<UpdateDoctor>,
 ) -> ApiResult<Json<Doctor>> {
-    let input = UpdateDoctor {
-        name: body.name,
-        specialization: body.specialization,
-        email: body.email,
-        phone: body.phone,
-        license_number: body.license_number,
-    };
     Ok(Json(doctors::update(&app.db, &viewer, id, input).await?))
 }
 

@@ -6,9 +6,6 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use chrono::NaiveDate;
-use serde::Deserialize;
-use utoipa::ToSchema;
 
 use super::{
     RestState, created,
@@ -18,72 +15,15 @@ use super::{
 };
 use crate::{
     error::AppError,
-    input::{self, Change},
     paging::Order,
-    patients::{self, CreatePatient, Gender, Patient, PatientQuery, UpdatePatient},
+    patients::{self, CreatePatient, Patient, PatientQuery, UpdatePatient},
 };
-
-/// A new patient: the fields of GraphQL's `CreatePatientInput`.
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreatePatientBody {
-    /// At most 200 characters, not all white space, no control characters.
-    #[schema(min_length = 1, max_length = 200)]
-    pub name: String,
-    /// `YYYY-MM-DD`, not in the future, not before 1850.
-    #[schema(format = Date)]
-    pub date_of_birth: Option<String>,
-    /// `UNKNOWN` when left out or null.
-    pub gender: Option<Gender>,
-    /// Blank is no value.
-    #[schema(max_length = 254)]
-    pub email: Option<String>,
-    /// Digits, spaces and `+-()`; blank is no value.
-    #[schema(max_length = 32)]
-    pub phone: Option<String>,
-    #[schema(max_length = 1000)]
-    pub address: Option<String>,
-    #[schema(max_length = 20000)]
-    pub medical_history: Option<String>,
-}
-
-/// Changes to a patient: a field left out stays as it is, `null` clears a
-/// nullable field (null for `name` or `gender` is a 400).
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct UpdatePatientBody {
-    #[serde(default)]
-    #[schema(value_type = String, min_length = 1, max_length = 200)]
-    pub name: Change<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>, format = Date)]
-    pub date_of_birth: Change<String>,
-    #[serde(default)]
-    #[schema(value_type = Gender)]
-    pub gender: Change<Gender>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>, max_length = 254)]
-    pub email: Change<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>, max_length = 32)]
-    pub phone: Change<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>, max_length = 1000)]
-    pub address: Change<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>, max_length = 20000)]
-    pub medical_history: Change<String>,
-}
-
-fn date_of_birth(raw: &str) -> Result<NaiveDate, AppError> {
-    input::date("dateOfBirth", raw)
-}
 
 /// Creates a patient record.
 #[utoipa::path(
     operation_id = "createPatient",
     post, path = "/api/patients", tag = "patients",
-    request_body = CreatePatientBody,
+    request_body = CreatePatient,
     responses((status = 201, description = "The new patient", body = Patient,
         headers(("Location" = String, description = "The patient's URL")),
         links(
@@ -97,17 +37,8 @@ fn date_of_birth(raw: &str) -> Result<NaiveDate, AppError> {
 pub async fn create(
     State(app): State<RestState>,
     Auth(viewer): Auth,
-    Body(body): Body<CreatePatientBody>,
+    Body(input): Body<CreatePatient>,
 ) -> ApiResult<Response> {
-    let input = CreatePatient {
-        name: body.name,
-        date_of_birth: body.date_of_birth.as_deref().map(date_of_birth).transpose()?,
-        gender: body.gender,
-        email: body.email,
-        phone: body.phone,
-        address: body.address,
-        medical_history: body.medical_history,
-    };
     let patient = patients::create(&app.db, &viewer, input).await?;
     Ok(created(&format!("/api/patients/{}", patient.id), patient))
 }
@@ -157,7 +88,7 @@ pub async fn show(State(app): State<RestState>, Auth(viewer): Auth, Id(id): Id) 
     operation_id = "updatePatient",
     put, path = "/api/patients/{id}", tag = "patients",
     params(("id" = Uuid, Path, description = "The patient's id")),
-    request_body = UpdatePatientBody,
+    request_body = UpdatePatient,
     responses(
         (status = 200, description = "The patient as changed", body = Patient),
         (status = 404, description = "No such patient, or not the caller's", body = super::error::ErrorBody),
@@ -168,17 +99,8 @@ pub async fn update(
     State(app): State<RestState>,
     Auth(viewer): Auth,
     Id(id): Id,
-    Body(body): Body<UpdatePatientBody>,
+    Body(input): Body<UpdatePatient>,
 ) -> ApiResult<Json<Patient>> {
-    let input = UpdatePatient {
-        name: body.name,
-        date_of_birth: body.date_of_birth.try_map(|d| date_of_birth(&d))?,
-        gender: body.gender,
-        email: body.email,
-        phone: body.phone,
-        address: body.address,
-        medical_history: body.medical_history,
-    };
     Ok(Json(patients::update(&app.db, &viewer, id, input).await?))
 }
 
