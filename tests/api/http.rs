@@ -482,7 +482,9 @@ async fn slow_requests_time_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_in_flight_requests_finish() {
-    let app = TestApp::spawn().await;
+    // The database outlives the app, which stops while the test still reads it.
+    let db = crate::common::cluster::cluster().database(true).await;
+    let app = TestApp::spawn_on(&db.url, |_| {}).await;
     let (holder, watcher) = hold_registrations(&app.db_url).await;
     let client = app.client.clone();
     let url = app.url("/graphql");
