@@ -284,33 +284,31 @@ async fn oversized_bodies_are_413_and_write_nothing() {
     .to_string();
     let mut body = json.into_bytes();
     body.resize(LIMIT + 1, b' ');
-    let mut with_length = format!(
-        "POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    with_length.extend(&body);
-    let (status, answer) = raw_request(&app, &with_length).await;
-    assert_eq!(status, 413);
-    assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
-    // Without a Content-Length (chunked), the limit still holds.
-    let mut chunked = format!(
-        "POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n",
-        body.len()
-    )
-    .into_bytes();
-    chunked.extend(&body);
-    let (status, answer) = raw_request(&app, &chunked).await;
-    assert_eq!(status, 413);
-    assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
-    // The same through REST.
-    let rest = String::from_utf8(with_length)
-        .unwrap()
-        .replacen("/graphql", "/api/auth/register", 1);
-    let (status, answer) = raw_request(&app, rest.as_bytes()).await;
-    assert_eq!(status, 413);
-    assert_eq!(answer["error"]["code"], "BAD_USER_INPUT");
+    for (path, chunked) in [("/graphql", false), ("/graphql", true), ("/api/auth/register", false)] {
+        let (status, answer) = raw_request(&app, &post(path, &body, chunked)).await;
+        assert_eq!(status, 413, "{path}, chunked: {chunked}");
+        let code = if path == "/graphql" {
+            &answer["errors"][0]["extensions"]["code"]
+        } else {
+            &answer["error"]["code"]
+        };
+        assert_eq!(code, "BAD_USER_INPUT", "{path}, chunked: {chunked}");
+    }
     assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
+}
+
+/// A JSON POST of `body` to `path`, with a Content-Length or (without one)
+/// as a single chunk, left open.
+fn post(path: &str, body: &[u8], chunked: bool) -> Vec<u8> {
+    let framing = if chunked {
+        format!("transfer-encoding: chunked\r\n\r\n{:x}\r\n", body.len())
+    } else {
+        format!("content-length: {}\r\n\r\n", body.len())
+    };
+    let mut request =
+        format!("POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{framing}").into_bytes();
+    request.extend(body);
+    request
 }
 
 /// Sends `request` as it is and reads the answer's status and JSON body.
@@ -414,24 +412,27 @@ async fn hold_registrations(db_url: &str) -> (tokio_postgres::Client, tokio_post
     (holder, watcher)
 }
 
-/// Waits until one of the server's statements is waiting for that lock: a
-/// request is then certainly in flight.
-async fn until_a_request_waits(watcher: &tokio_postgres::Client) {
+/// Waits (10 s at most) until some, or no, session of the app's database
+/// matches `condition` (over `pg_stat_activity`); whether it came to pass.
+async fn until_sessions(watcher: &tokio_postgres::Client, condition: &str, some: bool) -> bool {
+    let sql = format!("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND {condition}");
     for _ in 0..400 {
-        let waiting: i64 = watcher
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if waiting > 0 {
-            return;
+        let matching: i64 = watcher.query_one(&sql, &[]).await.unwrap().get(0);
+        if (matching > 0) == some {
+            return true;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    panic!("no request reached the database");
+    false
+}
+
+/// Waits until one of the server's statements is waiting for that lock: a
+/// request is then certainly in flight.
+async fn until_a_request_waits(watcher: &tokio_postgres::Client) {
+    assert!(
+        until_sessions(watcher, "wait_event_type = 'Lock'", true).await,
+        "no request reached the database"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,21 +463,12 @@ async fn slow_requests_time_out() {
     // The abandoned requests wrote nothing, even once the lock is gone and
     // their statements have run to their end.
     holder.batch_execute("ROLLBACK").await.unwrap();
-    for _ in 0..400 {
-        let busy: i64 = watcher
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state <> 'idle'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if busy == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    until_sessions(
+        &watcher,
+        "pid <> pg_backend_pid() AND backend_type = 'client backend' AND state <> 'idle'",
+        false,
+    )
+    .await;
     assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
 }
 
