@@ -308,6 +308,76 @@ async fn bad_messages_and_bad_arguments_get_errors() {
 }
 
 #[tokio::test]
+async fn an_id_is_free_again_once_its_subscription_is_stopped() {
+    let app = TestApp::spawn().await;
+    let ann = app.signup("ann").await;
+    let (patient, doctor) = setup(&app, &ann, "Reused").await;
+    for protocol in [TRANSPORT, LEGACY] {
+        let mut ws = Ws::ready(app.port, protocol, &ann.token).await;
+        let stop = if protocol == TRANSPORT { "complete" } else { "stop" };
+        for _ in 0..3 {
+            ws.subscribe("same", None).await;
+            until_live(&app, 1).await;
+            ws.send(json!({ "type": stop, "id": "same" })).await;
+            until_live(&app, 0).await;
+        }
+        ws.subscribe("same", None).await;
+        until_live(&app, 1).await;
+        // Nothing was said about the stopped ones; the live one gets its events.
+        let mapping = assign(&app, &ann, &patient, &doctor).await;
+        assert_eq!(ws.event("same").await["mappingId"], mapping.as_str());
+        remove(&app, &ann, &mapping).await;
+        assert_eq!(ws.event("same").await["kind"], "REMOVED");
+        assert_eq!(ws.recv_within(Duration::from_millis(300)).await, None);
+        // A stop for an id that runs nothing is ignored.
+        ws.send(json!({ "type": stop, "id": "never" })).await;
+        ws.stream.close(None).await.unwrap();
+        until_live(&app, 0).await;
+    }
+}
+
+#[tokio::test]
+async fn a_connection_without_connection_init_closes_with_4408_after_10_s() {
+    let app = TestApp::spawn().await;
+    let started = Instant::now();
+    let mut ws = Ws::open(app.port, TRANSPORT).await;
+    let closed = ws.recv_within(Duration::from_secs(15)).await.expect("a close in time");
+    assert_eq!(closed["code"], 4408, "{closed}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(11),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn binary_unknown_and_malformed_messages_close_with_4400() {
+    let app = TestApp::spawn().await;
+    let ann = app.signup("ann").await;
+    for protocol in [TRANSPORT, LEGACY] {
+        let mut ws = Ws::ready(app.port, protocol, &ann.token).await;
+        ws.stream.send(Message::binary(b"{}".to_vec())).await.unwrap();
+        assert_eq!(ws.closed_with().await, 4400, "{protocol} binary");
+        for message in [
+            json!({ "type": "nonsense" }),
+            json!({ "id": "1" }),
+            json!({ "type": if protocol == TRANSPORT { "start" } else { "subscribe" }, "id": "1", "payload": { "query": EVENTS } }),
+            json!({ "type": if protocol == TRANSPORT { "subscribe" } else { "start" }, "payload": { "query": EVENTS } }),
+            json!({ "type": if protocol == TRANSPORT { "subscribe" } else { "start" }, "id": "", "payload": { "query": EVENTS } }),
+            json!({ "type": if protocol == TRANSPORT { "subscribe" } else { "start" }, "id": "x".repeat(129), "payload": { "query": EVENTS } }),
+            json!({ "type": if protocol == TRANSPORT { "subscribe" } else { "start" }, "id": "1", "payload": { "query": 7 } }),
+            json!({ "type": if protocol == TRANSPORT { "subscribe" } else { "start" }, "id": "1" }),
+        ] {
+            let mut ws = Ws::ready(app.port, protocol, &ann.token).await;
+            ws.send(message.clone()).await;
+            assert_eq!(ws.closed_with().await, 4400, "{protocol} {message}");
+        }
+    }
+    // After all of that, nothing is left running.
+    until_live(&app, 0).await;
+}
+
+#[tokio::test]
 async fn subscriptions_are_capped_per_connection_and_per_server() {
     let app = TestApp::spawn_with(|s| {
         s.insert("MAX_SUBSCRIPTIONS_PER_CONNECTION".into(), "2".into());
