@@ -4,7 +4,7 @@
 pub mod password;
 pub mod tokens;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
@@ -44,6 +44,45 @@ impl From<UserRow> for User {
             role: Role::from_db(&row.role),
             created_at: row.created_at,
         }
+    }
+}
+
+/// A user as one viewer sees them. A user's email and role are private:
+/// shown to that user and to admins, null for everyone else, on every path
+/// that shows a user. This is the one place that decides it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    user: Arc<User>,
+    private_shown: bool,
+}
+
+impl Seen {
+    pub fn by(viewer: &Viewer, user: Arc<User>) -> Self {
+        Self {
+            private_shown: viewer.is_admin() || viewer.user_id == user.id,
+            user,
+        }
+    }
+
+    /// The user of a session that was just started or refreshed, shown to
+    /// the client that holds it.
+    pub fn by_themself(user: User) -> Self {
+        Self {
+            user: Arc::new(user),
+            private_shown: true,
+        }
+    }
+
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+
+    pub fn email(&self) -> Option<&str> {
+        self.private_shown.then_some(self.user.email.as_str())
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        self.private_shown.then_some(self.user.role)
     }
 }
 
@@ -227,11 +266,11 @@ impl Accounts {
     }
 
     /// The signed-in user (who may have been deleted since the token was made).
-    pub async fn me(&self, viewer: &Viewer) -> AppResult<User> {
+    pub async fn me(&self, viewer: &Viewer) -> AppResult<Seen> {
         let mut conn = self.db.conn().await?;
         db::accounts::find_user(&mut conn, viewer.user_id)
             .await?
-            .map(User::from)
+            .map(|row| Seen::by(viewer, Arc::new(User::from(row))))
             .ok_or(AppError::Unauthenticated)
     }
 

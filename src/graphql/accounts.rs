@@ -3,7 +3,7 @@
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 
 use super::{types::User, viewer};
-use crate::accounts::{Accounts, AuthSession, Registration};
+use crate::accounts::{Accounts, AuthSession, Registration, Seen};
 
 #[derive(InputObject)]
 pub struct RegisterInput {
@@ -42,7 +42,7 @@ impl From<AuthSession> for AuthPayload {
             token_type: "Bearer".to_owned(),
             expires_in: i32::try_from(s.expires_in).unwrap_or(i32::MAX),
             refresh_token: s.refresh_token,
-            user: s.user.into(),
+            user: User(Seen::by_themself(s.user)),
         }
     }
 }
@@ -55,7 +55,7 @@ impl AccountQuery {
     /// The signed-in user.
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
         let viewer = viewer(ctx)?;
-        Ok(ctx.data::<Accounts>()?.me(viewer).await?.into())
+        Ok(User(ctx.data::<Accounts>()?.me(viewer).await?))
     }
 }
 

@@ -86,7 +86,10 @@ pub fn request_viewer<'a>(ctx: &'a Context<'_>) -> Result<(&'a Db, &'a Viewer), 
 /// A user by id, through the request's loader.
 pub async fn user(ctx: &Context<'_>, id: uuid::Uuid) -> async_graphql::Result<types::User> {
     let user = ctx.data::<loaders::Loaders>()?.users.load_one(id).await?;
-    Ok(types::User(user.ok_or(AppError::NotFound)?))
+    Ok(types::User(crate::accounts::Seen::by(
+        viewer(ctx)?,
+        user.ok_or(AppError::NotFound)?,
+    )))
 }
 
 /// The schema with its limits, without any data (enough to export the SDL).

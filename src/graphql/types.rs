@@ -1,7 +1,5 @@
 //! GraphQL object and scalar types shared by several parts of the schema.
 
-use std::sync::Arc;
-
 use async_graphql::{Enum, ID, InputValueError, InputValueResult, Object, Scalar, ScalarType, SimpleObject, Value};
 use chrono::Utc;
 
@@ -35,33 +33,31 @@ pub enum Role {
     Admin,
 }
 
-/// A user, shared (not copied) by every field that shows it.
+/// A user as the viewer sees them (`accounts::Seen`), shared (not copied)
+/// by every field that shows them.
 #[derive(Debug, Clone)]
-pub struct User(pub Arc<accounts::User>);
+pub struct User(pub accounts::Seen);
 
 #[Object(name = "User")]
 impl User {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.0.user().id.to_string())
     }
     async fn name(&self) -> &str {
-        &self.0.name
+        &self.0.user().name
     }
     /// Stored and compared case-insensitively; returned as the user typed it.
-    async fn email(&self) -> &str {
-        &self.0.email
+    /// Only the user themself and admins see it: null for anyone else (for
+    /// example through Doctor.createdBy or Mapping.assignedBy).
+    async fn email(&self) -> Option<&str> {
+        self.0.email()
     }
-    async fn role(&self) -> Role {
-        self.0.role.into()
+    /// Only the user themself and admins see it: null for anyone else.
+    async fn role(&self) -> Option<Role> {
+        self.0.role().map(Role::from)
     }
     async fn created_at(&self) -> DateTime {
-        DateTime(self.0.created_at)
-    }
-}
-
-impl From<accounts::User> for User {
-    fn from(u: accounts::User) -> Self {
-        Self(Arc::new(u))
+        DateTime(self.0.user().created_at)
     }
 }
 

@@ -17,5 +17,6 @@ mod mappings;
 mod nplusone;
 mod paging;
 mod patients;
+mod privacy;
 mod rest;
 mod subscriptions;
