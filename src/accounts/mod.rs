@@ -163,6 +163,7 @@ impl Accounts {
                     entity_type: EntityType::User,
                     entity_id: Some(user.id),
                     request_id,
+                    others: Vec::new(),
                 }],
             )
             .await?;
@@ -198,6 +199,7 @@ impl Accounts {
             entity_type: EntityType::User,
             entity_id: user_id,
             request_id,
+            others: Vec::new(),
         };
         let mut conn = self.db.conn().await?;
         let this = self.clone();

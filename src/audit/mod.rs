@@ -9,6 +9,7 @@ use crate::{
     db::{
         Db,
         audit::{self as store, AuditFilterRow, NewAuditRow},
+        mappings::MappingRow,
     },
     error::AppResult,
     paging::{Cursor, Limit, Page},
@@ -105,6 +106,8 @@ pub struct Event<'a> {
     pub entity_type: EntityType,
     pub entity_id: Option<Uuid>,
     pub request_id: Option<&'a str>,
+    /// The other records it concerns: an assignment's patient and doctor.
+    pub others: Vec<Uuid>,
 }
 
 impl<'a> Event<'a> {
@@ -116,6 +119,45 @@ impl<'a> Event<'a> {
             entity_type,
             entity_id: Some(entity_id),
             request_id: viewer.request_id.as_deref(),
+            others: Vec::new(),
+        }
+    }
+
+    /// An action of a signed-in viewer on an assignment, which concerns its
+    /// patient and its doctor too.
+    pub fn on_mapping(viewer: &'a Viewer, action: Action, mapping: Assigned) -> Self {
+        Self {
+            others: vec![mapping.patient, mapping.doctor],
+            ..Self::by(viewer, action, EntityType::Mapping, mapping.id)
+        }
+    }
+
+    /// Every record the event concerns, each once: the entity first.
+    pub fn entity_ids(&self) -> Vec<Uuid> {
+        let mut ids: Vec<Uuid> = Vec::with_capacity(1 + self.others.len());
+        for id in self.entity_id.iter().chain(&self.others) {
+            if !ids.contains(id) {
+                ids.push(*id);
+            }
+        }
+        ids
+    }
+}
+
+/// An assignment, as far as its events name it.
+#[derive(Debug, Clone, Copy)]
+pub struct Assigned {
+    pub id: Uuid,
+    pub patient: Uuid,
+    pub doctor: Uuid,
+}
+
+impl From<&MappingRow> for Assigned {
+    fn from(row: &MappingRow) -> Self {
+        Self {
+            id: row.id,
+            patient: row.patient_id,
+            doctor: row.doctor_id,
         }
     }
 }
@@ -124,12 +166,12 @@ impl<'a> Event<'a> {
 /// `MAPPING_DELETED` per removed assignment, then the entity's own event.
 pub fn with_removed_mappings<'a>(
     viewer: &'a Viewer,
-    removed: impl IntoIterator<Item = Uuid>,
+    removed: impl IntoIterator<Item = Assigned>,
     deleted: Event<'a>,
 ) -> Vec<Event<'a>> {
     removed
         .into_iter()
-        .map(|id| Event::by(viewer, Action::MappingDeleted, EntityType::Mapping, id))
+        .map(|mapping| Event::on_mapping(viewer, Action::MappingDeleted, mapping))
         .chain(std::iter::once(deleted))
         .collect()
 }
@@ -144,6 +186,7 @@ pub async fn record(tx: &mut AsyncPgConnection, events: &[Event<'_>]) -> AppResu
             entity_type: e.entity_type.as_str(),
             entity_id: e.entity_id,
             request_id: e.request_id,
+            entity_ids: e.entity_ids(),
         })
         .collect();
     Ok(store::insert(tx, &rows).await?)
@@ -159,11 +202,13 @@ pub struct AuditEvent {
     pub entity_type: EntityType,
     pub entity_id: Option<Uuid>,
     pub request_id: Option<String>,
+    pub entity_ids: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub actor_id: Option<Uuid>,
+    /// Events that concern this record (their `entity_ids` hold it).
     pub entity_id: Option<Uuid>,
     pub action: Option<Action>,
 }
@@ -205,6 +250,7 @@ pub async fn list(
                 entity_type: EntityType::from_db(&r.entity_type),
                 entity_id: r.entity_id,
                 request_id: r.request_id,
+                entity_ids: r.entity_ids,
             })
         })
         .collect();

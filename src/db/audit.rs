@@ -18,6 +18,7 @@ pub struct AuditRow {
     pub entity_type: String,
     pub entity_id: Option<Uuid>,
     pub request_id: Option<String>,
+    pub entity_ids: Vec<Uuid>,
 }
 
 #[derive(Debug, Insertable)]
@@ -29,6 +30,7 @@ pub struct NewAuditRow<'a> {
     pub entity_type: &'a str,
     pub entity_id: Option<Uuid>,
     pub request_id: Option<&'a str>,
+    pub entity_ids: Vec<Uuid>,
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, rows: &[NewAuditRow<'_>]) -> QueryResult<()> {
@@ -56,7 +58,7 @@ fn filtered(filter: &AuditFilterRow) -> audit_events::BoxedQuery<'static, Pg> {
         query = query.filter(audit_events::actor_id.eq(actor));
     }
     if let Some(entity) = filter.entity_id {
-        query = query.filter(audit_events::entity_id.eq(entity));
+        query = query.filter(audit_events::entity_ids.contains(vec![entity]));
     }
     if let Some(action) = filter.action {
         query = query.filter(audit_events::action.eq(action));

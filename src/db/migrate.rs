@@ -47,3 +47,16 @@ pub async fn revert_all(url: &str) -> anyhow::Result<usize> {
     })
     .await?
 }
+
+/// Reverts the newest applied migration (for tests of a migration's data
+/// changes); returns its version.
+pub async fn revert_newest(url: &str) -> anyhow::Result<String> {
+    let conn = super::establish(url).await?;
+    tokio::task::spawn_blocking(move || {
+        let mut conn: AsyncConnectionWrapper<AsyncPgConnection> = conn.into();
+        conn.revert_last_migration(MIGRATIONS)
+            .map(|version| version.to_string())
+            .map_err(|e| anyhow::anyhow!("revert failed: {e}"))
+    })
+    .await?
+}

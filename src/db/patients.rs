@@ -111,7 +111,7 @@ impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Audited<Q> {
         out.push_sql("WITH p AS (");
         self.rows.walk_ast(out.reborrow())?;
         out.push_sql(
-            "), audit AS (INSERT INTO audit_events (actor_id, action, entity_type, entity_id, request_id) SELECT ",
+            "), audit AS (INSERT INTO audit_events (actor_id, action, entity_type, entity_id, request_id, entity_ids) SELECT ",
         );
         out.push_bind_param::<sql_types::Uuid, _>(&self.actor)?;
         out.push_sql(", ");
@@ -120,7 +120,7 @@ impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Audited<Q> {
         out.push_bind_param::<sql_types::Text, _>(&self.entity_type)?;
         out.push_sql(", p.id, ");
         out.push_bind_param::<Nullable<sql_types::Text>, _>(&self.request_id)?;
-        out.push_sql(" FROM p) SELECT * FROM p");
+        out.push_sql(", ARRAY[p.id] FROM p) SELECT * FROM p");
         Ok(())
     }
 }

@@ -9,6 +9,7 @@ diesel::table! {
         entity_type -> Text,
         entity_id -> Nullable<Uuid>,
         request_id -> Nullable<Text>,
+        entity_ids -> Array<Uuid>,
     }
 }
 

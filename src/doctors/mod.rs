@@ -9,7 +9,7 @@ use diesel_async::AsyncConnection as _;
 use uuid::Uuid;
 
 use crate::{
-    audit::{self, Action, EntityType, Event},
+    audit::{self, Action, Assigned, EntityType, Event},
     db::{
         Db,
         doctors::{self as store, DoctorChanges, DoctorRow, LICENSE_NUMBER_KEY, NewDoctorRow},
@@ -200,7 +200,7 @@ pub async fn delete(db: &Db, viewer: &Viewer, id: Uuid) -> AppResult<Uuid> {
         let deleted = Event::by(viewer, Action::DoctorDeleted, EntityType::Doctor, id);
         audit::record(
             tx,
-            &audit::with_removed_mappings(viewer, removed.iter().map(|m| m.id), deleted),
+            &audit::with_removed_mappings(viewer, removed.iter().map(Assigned::from), deleted),
         )
         .await?;
         Ok(id)

@@ -70,6 +70,12 @@ impl AuditEventNode {
     async fn request_id(&self) -> Option<&str> {
         self.0.request_id.as_deref()
     }
+    /// Every record the event concerns, without repeats: for a mapping event
+    /// the mapping, its patient and its doctor; otherwise the entity itself
+    /// (empty for a failed login of an unknown email).
+    async fn entity_ids(&self) -> Vec<ID> {
+        self.0.entity_ids.iter().map(|id| ID(id.to_string())).collect()
+    }
 }
 
 impl From<AuditEvent> for AuditEventNode {
@@ -111,7 +117,7 @@ impl AuditQueries {
         #[graphql(default = 50)] first: Option<i32>,
         after: Option<String>,
         actor_id: Option<ID>,
-        entity_id: Option<ID>,
+        #[graphql(desc = "Events that concern this record: whose entityIds contain it.")] entity_id: Option<ID>,
         action: Option<AuditAction>,
     ) -> Result<AuditEventConnection> {
         let (db, viewer) = request_viewer(ctx)?;

@@ -10,7 +10,7 @@ use diesel_async::AsyncConnection as _;
 use uuid::Uuid;
 
 use crate::{
-    audit::{self, Action, EntityType, Event},
+    audit::{self, Action, Assigned, Event},
     db::{
         Db, doctors as doctor_store,
         mappings::{self as store, MappingRow, PAIR_KEY},
@@ -70,7 +70,7 @@ pub async fn assign(db: &Db, viewer: &Viewer, patient_id: Uuid, doctor_id: Uuid)
             )?;
         audit::record(
             tx,
-            &[Event::by(viewer, Action::MappingCreated, EntityType::Mapping, row.id)],
+            &[Event::on_mapping(viewer, Action::MappingCreated, Assigned::from(&row))],
         )
         .await?;
         Ok(row.into())
@@ -84,7 +84,7 @@ pub async fn remove(db: &Db, viewer: &Viewer, id: Uuid) -> AppResult<Mapping> {
         let row = store::delete_visible(tx, viewer, id).await?.ok_or(AppError::NotFound)?;
         audit::record(
             tx,
-            &[Event::by(viewer, Action::MappingDeleted, EntityType::Mapping, id)],
+            &[Event::on_mapping(viewer, Action::MappingDeleted, Assigned::from(&row))],
         )
         .await?;
         Ok(row.into())

@@ -11,7 +11,7 @@ use diesel_async::AsyncConnection as _;
 use uuid::Uuid;
 
 use crate::{
-    audit::{self, Action, EntityType, Event},
+    audit::{self, Action, Assigned, EntityType, Event},
     db::{
         Db, mappings as mapping_store,
         patients::{self as store, NewPatientRow, PatientChanges, PatientRow},
@@ -254,7 +254,7 @@ pub async fn delete(db: &Db, viewer: &Viewer, id: Uuid) -> AppResult<Uuid> {
         let deleted = Event::by(viewer, Action::PatientDeleted, EntityType::Patient, id);
         audit::record(
             tx,
-            &audit::with_removed_mappings(viewer, removed.iter().map(|m| m.id), deleted),
+            &audit::with_removed_mappings(viewer, removed.iter().map(Assigned::from), deleted),
         )
         .await?;
         Ok(id)

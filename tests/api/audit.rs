@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::common::{LOGIN, PASSWORD, TestApp, cluster};
 
-const EVENTS: &str = "query($actor: ID, $entity: ID, $action: AuditAction, $first: Int) { auditEvents(actorId: $actor, entityId: $entity, action: $action, first: $first) { totalCount nodes { id at action entityType entityId requestId actor { id email } } } }";
+const EVENTS: &str = "query($actor: ID, $entity: ID, $action: AuditAction, $first: Int) { auditEvents(actorId: $actor, entityId: $entity, action: $action, first: $first) { totalCount nodes { id at action entityType entityId entityIds requestId actor { id email } } } }";
 
 /// Sends `query` as `token` with an `X-Request-Id`, and returns the body.
 async fn with_request_id(app: &TestApp, token: Option<&str>, request_id: &str, query: &str, vars: Value) -> Value {
@@ -138,6 +138,7 @@ async fn each_audited_action_leaves_exactly_one_event() {
             "USER",
             Some(ann_id.as_str()),
             Some(ann_id.as_str()),
+            vec![ann_id.as_str()],
         ),
         (
             "req-login",
@@ -145,6 +146,7 @@ async fn each_audited_action_leaves_exactly_one_event() {
             "USER",
             Some(ann_id.as_str()),
             Some(ann_id.as_str()),
+            vec![ann_id.as_str()],
         ),
         (
             "req-login-bad",
@@ -152,14 +154,16 @@ async fn each_audited_action_leaves_exactly_one_event() {
             "USER",
             Some(ann_id.as_str()),
             Some(ann_id.as_str()),
+            vec![ann_id.as_str()],
         ),
-        ("req-login-unknown", "LOGIN_FAILED", "USER", None, None),
+        ("req-login-unknown", "LOGIN_FAILED", "USER", None, None, vec![]),
         (
             "req-p-create",
             "PATIENT_CREATED",
             "PATIENT",
             Some(ann_id.as_str()),
             Some(patient.as_str()),
+            vec![patient.as_str()],
         ),
         (
             "req-p-read",
@@ -167,6 +171,7 @@ async fn each_audited_action_leaves_exactly_one_event() {
             "PATIENT",
             Some(ann_id.as_str()),
             Some(patient.as_str()),
+            vec![patient.as_str()],
         ),
         (
             "req-p-update",
@@ -174,6 +179,7 @@ async fn each_audited_action_leaves_exactly_one_event() {
             "PATIENT",
             Some(ann_id.as_str()),
             Some(patient.as_str()),
+            vec![patient.as_str()],
         ),
         (
             "req-d-create",
@@ -181,6 +187,7 @@ async fn each_audited_action_leaves_exactly_one_event() {
             "DOCTOR",
             Some(ann_id.as_str()),
             Some(doctor.as_str()),
+            vec![doctor.as_str()],
         ),
         (
             "req-d-update",
@@ -188,6 +195,7 @@ async fn each_audited_action_leaves_exactly_one_event() {
             "DOCTOR",
             Some(ann_id.as_str()),
             Some(doctor.as_str()),
+            vec![doctor.as_str()],
         ),
         (
             "req-m-create",
@@ -195,6 +203,7 @@ async fn each_audited_action_leaves_exactly_one_event() {
             "MAPPING",
             Some(ann_id.as_str()),
             Some(mapping.as_str()),
+            vec![mapping.as_str(), patient.as_str(), doctor.as_str()],
         ),
         (
             "req-m-delete",
@@ -202,6 +211,7 @@ async fn each_audited_action_leaves_exactly_one_event() {
             "MAPPING",
             Some(ann_id.as_str()),
             Some(mapping.as_str()),
+            vec![mapping.as_str(), patient.as_str(), doctor.as_str()],
         ),
         (
             "req-p-delete",
@@ -209,6 +219,7 @@ async fn each_audited_action_leaves_exactly_one_event() {
             "PATIENT",
             Some(ann_id.as_str()),
             Some(patient.as_str()),
+            vec![patient.as_str()],
         ),
         (
             "req-d-delete",
@@ -216,6 +227,7 @@ async fn each_audited_action_leaves_exactly_one_event() {
             "DOCTOR",
             Some(ann_id.as_str()),
             Some(doctor.as_str()),
+            vec![doctor.as_str()],
         ),
     ];
     let resp = app.gql_as(&root.token, EVENTS, json!({ "first": 100 })).await;
@@ -232,7 +244,7 @@ async fn each_audited_action_leaves_exactly_one_event() {
         .map(|n| n["id"].as_str().unwrap().parse().unwrap())
         .collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]));
-    for (request, action, entity_type, actor, entity) in expected {
+    for (request, action, entity_type, actor, entity, entity_ids) in expected {
         let matching: Vec<&&Value> = ours.iter().filter(|n| n["requestId"] == request).collect();
         assert_eq!(matching.len(), 1, "{request}");
         let e = matching[0];
@@ -240,14 +252,18 @@ async fn each_audited_action_leaves_exactly_one_event() {
         assert_eq!(e["entityType"], entity_type, "{request}");
         assert_eq!(e["actor"]["id"].as_str(), actor, "{request}");
         assert_eq!(e["entityId"].as_str(), entity, "{request}");
+        assert_eq!(e["entityIds"], json!(entity_ids), "{request}");
     }
     // Filters.
     let by_action = app
         .gql_as(&root.token, EVENTS, json!({ "action": "LOGIN_FAILED" }))
         .await;
     assert_eq!(by_action.assert_ok()["auditEvents"]["totalCount"], 2);
-    let by_entity = app.gql_as(&root.token, EVENTS, json!({ "entity": patient })).await;
-    assert_eq!(by_entity.assert_ok()["auditEvents"]["totalCount"], 4);
+    // Every event that concerns the record, its assignment's included.
+    for (entity, count) in [(&patient, 6), (&doctor, 5), (&mapping, 2)] {
+        let by_entity = app.gql_as(&root.token, EVENTS, json!({ "entity": entity })).await;
+        assert_eq!(by_entity.assert_ok()["auditEvents"]["totalCount"], count, "{entity}");
+    }
     let by_actor = app.gql_as(&root.token, EVENTS, json!({ "actor": root.id })).await;
     assert_eq!(by_actor.assert_ok()["auditEvents"]["totalCount"], 1);
     let bad = app.gql_as(&root.token, EVENTS, json!({ "actor": "nope" })).await;
@@ -353,4 +369,35 @@ async fn the_trail_refuses_updates_and_deletes_even_in_sql() {
         );
     }
     assert_eq!(app.count("SELECT count(*) FROM audit_events").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cascaded_removal_names_the_assignments_patient_and_doctor() {
+    let app = TestApp::spawn().await;
+    let root = app.admin("root").await;
+    let ann = app.signup("ann").await;
+    for delete in ["deletePatient", "deleteDoctor"] {
+        let patient = app.create_patient(&ann.token, "Pat").await;
+        let doctor = app.create_doctor(&ann.token, "Dr", "GP").await;
+        let mapping = app.assign(&ann.token, &patient, &doctor).await;
+        let mapping = mapping.assert_ok()["assignDoctor"]["id"].as_str().unwrap().to_owned();
+        let target = if delete == "deletePatient" { &patient } else { &doctor };
+        app.gql_as(
+            &ann.token,
+            &format!("mutation($id: ID!) {{ {delete}(id: $id) }}"),
+            json!({ "id": target }),
+        )
+        .await
+        .assert_ok();
+        let resp = app
+            .gql_as(
+                &root.token,
+                EVENTS,
+                json!({ "entity": mapping, "action": "MAPPING_DELETED" }),
+            )
+            .await;
+        let nodes = &resp.assert_ok()["auditEvents"]["nodes"];
+        assert_eq!(nodes.as_array().unwrap().len(), 1, "{delete}: {nodes}");
+        assert_eq!(nodes[0]["entityIds"], json!([mapping, patient, doctor]), "{delete}");
+    }
 }

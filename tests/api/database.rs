@@ -35,6 +35,63 @@ async fn migrations_apply_revert_and_apply_again() {
     assert_eq!(migrate::run(&url).await.unwrap().len(), applied.len());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_entity_ids_migration_fills_in_the_existing_events() {
+    let db = crate::common::cluster::cluster().database(false).await;
+    let url = db.url.clone();
+    migrate::run(&url).await.unwrap();
+    assert_eq!(migrate::revert_newest(&url).await.unwrap(), "20261201000004");
+    let client = crate::common::cluster::connect(&url).await.unwrap();
+    // Events as the trail held them before: a patient's, a live assignment's,
+    // a removed assignment's, and a failed login of an unknown email.
+    client
+        .batch_execute(
+            "INSERT INTO users (id, name, email, email_key, password_hash) VALUES
+                ('00000000-0000-0000-0000-0000000000a1', 'Ann', 'ann@example.org', 'ann@example.org', 'x');
+             INSERT INTO patients (id, name, gender, created_by) VALUES
+                ('00000000-0000-0000-0000-0000000000b1', 'Pat', 'UNKNOWN', '00000000-0000-0000-0000-0000000000a1');
+             INSERT INTO doctors (id, name, specialization, created_by) VALUES
+                ('00000000-0000-0000-0000-0000000000c1', 'Dr', 'GP', '00000000-0000-0000-0000-0000000000a1');
+             INSERT INTO mappings (id, patient_id, doctor_id, assigned_by) VALUES
+                ('00000000-0000-0000-0000-0000000000d1', '00000000-0000-0000-0000-0000000000b1',
+                 '00000000-0000-0000-0000-0000000000c1', '00000000-0000-0000-0000-0000000000a1');
+             INSERT INTO audit_events (action, entity_type, entity_id) VALUES
+                ('PATIENT_CREATED', 'PATIENT', '00000000-0000-0000-0000-0000000000b1'),
+                ('MAPPING_CREATED', 'MAPPING', '00000000-0000-0000-0000-0000000000d1'),
+                ('MAPPING_DELETED', 'MAPPING', '00000000-0000-0000-0000-0000000000e1'),
+                ('LOGIN_FAILED', 'USER', NULL);",
+        )
+        .await
+        .unwrap();
+    migrate::run(&url).await.unwrap();
+    let rows = client
+        .query("SELECT entity_ids::text[] FROM audit_events ORDER BY id", &[])
+        .await
+        .unwrap();
+    let ids: Vec<Vec<String>> = rows.iter().map(|r| r.get(0)).collect();
+    let id = |tail: &str| format!("00000000-0000-0000-0000-0000000000{tail}");
+    assert_eq!(
+        ids,
+        vec![
+            vec![id("b1")],
+            vec![id("d1"), id("b1"), id("c1")],
+            // A removed assignment's pair was never recorded.
+            vec![id("e1")],
+            vec![],
+        ]
+    );
+    // The trail is append-only again, and every new row must say what it concerns.
+    let update = client.execute("UPDATE audit_events SET entity_ids = '{}'", &[]).await;
+    assert!(update.is_err());
+    let unsaid = client
+        .execute(
+            "INSERT INTO audit_events (action, entity_type) VALUES ('REGISTER', 'USER')",
+            &[],
+        )
+        .await;
+    assert!(unsaid.is_err(), "entity_ids has no default");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_servers_migrate_one_database_at_once() {
     let db = crate::common::cluster::cluster().database(false).await;
