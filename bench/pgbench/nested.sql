@@ -1,7 +1,8 @@
 -- The statements the server sends for the nested read of 50 patients with
 -- their doctors, mappings and users. pgbench cannot pass the page's ids from
 -- one statement to the next, so the later ones select them again in a
--- subquery (slightly more work than the server's id arrays).
+-- subquery (slightly more work than the server's id arrays). Last, the read's
+-- PATIENTS_READ event, naming the 50 patients served.
 SELECT id, name, date_of_birth, gender, email, phone, address, medical_history, created_by, created_at, updated_at
   FROM patients WHERE created_by = :uid::uuid ORDER BY created_at DESC, id DESC LIMIT 51;
 SELECT id, name, email, role, created_at FROM users WHERE id = ANY(ARRAY[:uid::uuid]);
@@ -17,3 +18,6 @@ SELECT id, name, email, role, created_at FROM users WHERE id = ANY(ARRAY[:uid::u
 SELECT id, name, specialization, email, phone, license_number, created_by, created_at, updated_at FROM doctors
   WHERE id = ANY(ARRAY(SELECT doctor_id FROM mappings WHERE patient_id = ANY(ARRAY(
     SELECT id FROM patients WHERE created_by = :uid::uuid ORDER BY created_at DESC, id DESC LIMIT 50))));
+INSERT INTO audit_events (actor_id, action, entity_type, entity_id, request_id, entity_ids)
+  VALUES (:uid::uuid, 'PATIENTS_READ', 'PATIENT', NULL, 'pgbench',
+          ARRAY(SELECT id FROM patients WHERE created_by = :uid::uuid ORDER BY created_at DESC, id DESC LIMIT 50));

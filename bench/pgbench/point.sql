@@ -4,6 +4,6 @@
 \set n random(1, 1000)
 WITH p AS (SELECT id, name, date_of_birth, gender, email, phone, address, medical_history, created_by, created_at, updated_at
              FROM patients WHERE id = md5('1-' || :n)::uuid AND (:uid::uuid IS NULL OR created_by = :uid::uuid)),
-     audit AS (INSERT INTO audit_events (actor_id, action, entity_type, entity_id, request_id)
-               SELECT :uid::uuid, 'PATIENT_READ', 'PATIENT', p.id, 'pgbench' FROM p)
+     audit AS (INSERT INTO audit_events (actor_id, action, entity_type, entity_id, request_id, entity_ids)
+               SELECT :uid::uuid, 'PATIENT_READ', 'PATIENT', p.id, 'pgbench', ARRAY[p.id] FROM p)
 SELECT id, name, date_of_birth, gender, email, phone, address, medical_history, created_by, created_at, updated_at FROM p;

@@ -1,6 +1,11 @@
 //! The audit trail: `record` appends events inside the caller's transaction
 //! (a change never lands without its event); `list` is for admins only.
 
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+};
+
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
@@ -23,6 +28,7 @@ pub enum Action {
     LoginFailed,
     PatientCreated,
     PatientRead,
+    PatientsRead,
     PatientUpdated,
     PatientDeleted,
     DoctorCreated,
@@ -33,12 +39,13 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 13] = [
         Self::Register,
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::PatientCreated,
         Self::PatientRead,
+        Self::PatientsRead,
         Self::PatientUpdated,
         Self::PatientDeleted,
         Self::DoctorCreated,
@@ -55,6 +62,7 @@ impl Action {
             Self::LoginFailed => "LOGIN_FAILED",
             Self::PatientCreated => "PATIENT_CREATED",
             Self::PatientRead => "PATIENT_READ",
+            Self::PatientsRead => "PATIENTS_READ",
             Self::PatientUpdated => "PATIENT_UPDATED",
             Self::PatientDeleted => "PATIENT_DELETED",
             Self::DoctorCreated => "DOCTOR_CREATED",
@@ -106,7 +114,8 @@ pub struct Event<'a> {
     pub entity_type: EntityType,
     pub entity_id: Option<Uuid>,
     pub request_id: Option<&'a str>,
-    /// The other records it concerns: an assignment's patient and doctor.
+    /// The other records it concerns: an assignment's patient and doctor,
+    /// the patients a list read served.
     pub others: Vec<Uuid>,
 }
 
@@ -174,6 +183,57 @@ pub fn with_removed_mappings<'a>(
         .map(|mapping| Event::on_mapping(viewer, Action::MappingDeleted, mapping))
         .chain(std::iter::once(deleted))
         .collect()
+}
+
+/// The patients one request served through lists and nested fields, each
+/// once, gathered where they are loaded (the list queries and the loaders)
+/// for the request's one `PATIENTS_READ` event.
+#[derive(Debug, Clone, Default)]
+pub struct Served(Arc<Mutex<ServedIds>>);
+
+#[derive(Debug, Default)]
+struct ServedIds {
+    seen: HashSet<Uuid>,
+    in_order: Vec<Uuid>,
+}
+
+impl Served {
+    pub fn add(&self, ids: impl IntoIterator<Item = Uuid>) {
+        let mut served = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for id in ids {
+            if served.seen.insert(id) {
+                served.in_order.push(id);
+            }
+        }
+    }
+
+    /// The patients served so far, in the order they were first loaded.
+    pub fn ids(&self) -> Vec<Uuid> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).in_order.clone()
+    }
+}
+
+/// The `PATIENTS_READ` events of one HTTP request (one per GraphQL
+/// operation that served patients), in one statement and committed before
+/// the caller answers: if this fails, the caller must send no patient data.
+pub async fn record_reads(db: &Db, reads: &[(&Viewer, Vec<Uuid>)]) -> AppResult<()> {
+    let events: Vec<Event<'_>> = reads
+        .iter()
+        .filter(|(_, ids)| !ids.is_empty())
+        .map(|(viewer, ids)| Event {
+            actor: Some(viewer.user_id),
+            action: Action::PatientsRead,
+            entity_type: EntityType::Patient,
+            entity_id: None,
+            request_id: viewer.request_id.as_deref(),
+            others: ids.clone(),
+        })
+        .collect();
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut conn = db.conn().await?;
+    record(&mut conn, &events).await
 }
 
 /// Appends events in the caller's transaction.

@@ -21,6 +21,8 @@ pub enum AuditAction {
     LoginFailed,
     PatientCreated,
     PatientRead,
+    /// A list or nested read that served patients (patients, Doctor.patients, Mapping.patient, GET /api/patients, ...); entityIds names every patient served.
+    PatientsRead,
     PatientUpdated,
     PatientDeleted,
     DoctorCreated,

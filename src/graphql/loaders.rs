@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     accounts::{Accounts, User},
+    audit::Served,
     db::Db,
     doctors::{self, Doctor},
     graphql::{batch::FetchQueue, error::LoadError},
@@ -76,7 +77,8 @@ fn loader<T: Send + Sync + 'static>(inner: T, queue: &FetchQueue) -> DataLoader<
 }
 
 impl Loaders {
-    pub fn new(db: &Db, accounts: &Accounts, viewer: &Viewer, queue: &FetchQueue) -> Self {
+    /// `served` gathers every patient the patient loaders return.
+    pub fn new(db: &Db, accounts: &Accounts, viewer: &Viewer, queue: &FetchQueue, served: &Served) -> Self {
         let scoped = || Scoped {
             db: db.clone(),
             viewer: viewer.clone(),
@@ -91,11 +93,11 @@ impl Loaders {
                 HashMapCache::default(),
             )
             .delay(Duration::ZERO),
-            patients: loader(PatientById(scoped()), queue),
+            patients: loader(PatientById(scoped(), served.clone()), queue),
             doctors: loader(DoctorById(db.clone()), queue),
             doctors_by_patient: loader(DoctorsByPatient(scoped()), queue),
             mappings_by_patient: loader(MappingsByPatient(scoped()), queue),
-            patients_by_doctor: loader(PatientsByDoctor(scoped()), queue),
+            patients_by_doctor: loader(PatientsByDoctor(scoped(), served.clone()), queue),
             mappings_by_doctor: loader(MappingsByDoctor(scoped()), queue),
         }
     }
@@ -108,11 +110,11 @@ pub struct Scoped {
 }
 
 pub struct UserById(Accounts);
-pub struct PatientById(Scoped);
+pub struct PatientById(Scoped, Served);
 pub struct DoctorById(Db);
 pub struct DoctorsByPatient(Scoped);
 pub struct MappingsByPatient(Scoped);
-pub struct PatientsByDoctor(Scoped);
+pub struct PatientsByDoctor(Scoped, Served);
 pub struct MappingsByDoctor(Scoped);
 
 impl Loader<Uuid> for UserById {
@@ -127,10 +129,9 @@ impl Loader<Uuid> for PatientById {
     type Value = Arc<Patient>;
     type Error = LoadError;
     async fn load(&self, ids: &[Uuid]) -> LoadResult<Arc<Patient>> {
-        patients::by_ids(&self.0.db, &self.0.viewer, ids)
-            .await
-            .map(shared)
-            .map_err(LoadError::from)
+        let found = patients::by_ids(&self.0.db, &self.0.viewer, ids).await?;
+        self.1.add(found.keys().copied());
+        Ok(shared(found))
     }
 }
 
@@ -168,10 +169,9 @@ impl Loader<Uuid> for PatientsByDoctor {
     type Value = Arc<Vec<Arc<Patient>>>;
     type Error = LoadError;
     async fn load(&self, ids: &[Uuid]) -> LoadResult<Arc<Vec<Arc<Patient>>>> {
-        patients::of_doctors(&self.0.db, &self.0.viewer, ids)
-            .await
-            .map(shared_lists)
-            .map_err(LoadError::from)
+        let found = patients::of_doctors(&self.0.db, &self.0.viewer, ids).await?;
+        self.1.add(found.values().flatten().map(|patient| patient.id));
+        Ok(shared_lists(found))
     }
 }
 

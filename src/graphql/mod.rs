@@ -33,6 +33,7 @@ use axum::{
 
 use crate::{
     app::AppState,
+    audit::Served,
     config::Limits,
     db::Db,
     error::AppError,
@@ -321,15 +322,20 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
         .map(|viewer| viewer.with_request_id(request_id));
     let mut batch = batch;
     let queue = batch::FetchQueue::default();
+    // The patients each operation serves, for its `PATIENTS_READ` event.
+    let mut served = Vec::new();
     if let Some(viewer) = &viewer {
         // Loaders are per request: each applies this viewer's access rule.
         for request in batch.iter_mut() {
-            let loaders = loaders::Loaders::new(&state.db, &state.services.accounts, viewer, &queue);
+            let operation = Served::default();
+            let loaders = loaders::Loaders::new(&state.db, &state.services.accounts, viewer, &queue, &operation);
             request.data.insert(loaders);
+            request.data.insert(operation.clone());
+            served.push(operation);
         }
     }
     let mut batch = batch
-        .data(RequestAuth(viewer))
+        .data(RequestAuth(viewer.clone()))
         .data(RequestId(request_id.map(str::to_owned)));
     let started = std::time::Instant::now();
     let kinds: Vec<Option<OperationType>> = batch.iter_mut().map(|r| state.documents.prepare(r)).collect();
@@ -339,11 +345,37 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
     for kind in kinds {
         state.metrics.observe_graphql(kind, seconds);
     }
-    match &mut response {
-        BatchResponse::Single(r) => error::classify(&mut r.errors),
-        BatchResponse::Batch(list) => list.iter_mut().for_each(|r| error::classify(&mut r.errors)),
+    let mut responses: Vec<&mut async_graphql::Response> = match &mut response {
+        BatchResponse::Single(r) => vec![r],
+        BatchResponse::Batch(list) => list.iter_mut().collect(),
+    };
+    responses.iter_mut().for_each(|r| error::classify(&mut r.errors));
+    if let Some(viewer) = &viewer {
+        account_for_reads(&state.db, viewer, &served, &mut responses).await;
     }
     Json(response).into_response()
+}
+
+/// Writes the `PATIENTS_READ` event of each operation that served patients,
+/// before the response leaves. If they cannot be written, each of those
+/// operations answers with an error and no data: no patient is served
+/// unaccounted for.
+async fn account_for_reads(
+    db: &Db,
+    viewer: &Viewer,
+    served: &[Served],
+    responses: &mut [&mut async_graphql::Response],
+) {
+    let reads: Vec<(&Viewer, Vec<uuid::Uuid>)> = served.iter().map(|s| (viewer, s.ids())).collect();
+    let Err(err) = crate::audit::record_reads(db, &reads).await else {
+        return;
+    };
+    err.log();
+    for (response, (_, ids)) in responses.iter_mut().zip(&reads) {
+        if !ids.is_empty() {
+            **response = async_graphql::Response::from_errors(vec![error::request_error(&err)]);
+        }
+    }
 }
 
 /// A GraphQL-shaped error body for a request that was not executed.

@@ -10,6 +10,7 @@ use super::{
     types::{self, Date, DateTime, SortDirection, User},
 };
 use crate::{
+    audit::Served,
     db::Db,
     input::{SearchTerm, parse_id},
     paging::{self, Cursor, Order, Page},
@@ -192,6 +193,8 @@ impl PatientQueries {
         let search = search.map(|s| SearchTerm::parse("search", &s)).transpose()?.flatten();
         let query = PatientQuery { search, order };
         let page: Page<Patient> = patients::list(db, viewer, &query, limit, after).await?;
+        ctx.data::<Served>()?
+            .add(page.rows.iter().map(|(_, patient)| patient.id));
         Ok(PatientConnection::new(
             page,
             PatientCount {

@@ -14,6 +14,7 @@ use super::{
     page,
 };
 use crate::{
+    audit,
     error::AppError,
     paging::Order,
     patients::{self, CreatePatient, Patient, PatientQuery, UpdatePatient},
@@ -43,7 +44,8 @@ pub async fn create(
     Ok(created(&format!("/api/patients/{}", patient.id), patient))
 }
 
-/// The caller's patients (everyone's for admins), newest first.
+/// The caller's patients (everyone's for admins), newest first. The page's
+/// patients are recorded in the audit trail (one `PATIENTS_READ` event).
 #[utoipa::path(
     operation_id = "listPatients",
     get, path = "/api/patients", tag = "patients",
@@ -64,6 +66,9 @@ pub async fn list(
         order,
     };
     let rows = patients::list(&app.db, &viewer, &query, params.limit, after).await?;
+    // Accounted for before any of it leaves.
+    let served = rows.rows.iter().map(|(_, patient)| patient.id).collect();
+    audit::record_reads(&app.db, &[(&viewer, served)]).await?;
     Ok(page("/api/patients", &params, rows))
 }
 

@@ -70,7 +70,7 @@ async fn each_audited_action_leaves_exactly_one_event() {
         json!({ "id": patient }),
     )
     .await;
-    // Lists are not single-record reads.
+    // A list read is one PATIENTS_READ naming what it served.
     with_request_id(&app, t, "req-p-list", "{ patients { nodes { id } } }", json!({})).await;
     with_request_id(
         &app,
@@ -174,6 +174,14 @@ async fn each_audited_action_leaves_exactly_one_event() {
             vec![patient.as_str()],
         ),
         (
+            "req-p-list",
+            "PATIENTS_READ",
+            "PATIENT",
+            Some(ann_id.as_str()),
+            None,
+            vec![patient.as_str()],
+        ),
+        (
             "req-p-update",
             "PATIENT_UPDATED",
             "PATIENT",
@@ -260,7 +268,7 @@ async fn each_audited_action_leaves_exactly_one_event() {
         .await;
     assert_eq!(by_action.assert_ok()["auditEvents"]["totalCount"], 2);
     // Every event that concerns the record, its assignment's included.
-    for (entity, count) in [(&patient, 6), (&doctor, 5), (&mapping, 2)] {
+    for (entity, count) in [(&patient, 7), (&doctor, 5), (&mapping, 2)] {
         let by_entity = app.gql_as(&root.token, EVENTS, json!({ "entity": entity })).await;
         assert_eq!(by_entity.assert_ok()["auditEvents"]["totalCount"], count, "{entity}");
     }
@@ -341,7 +349,13 @@ async fn refused_changes_leave_no_event() {
         .await
         .assert_code("CONFLICT");
     let after = app.count("SELECT count(*) FROM audit_events").await;
-    assert_eq!(after, before + 1, "only the one successful assignment");
+    // Only the one successful assignment, and the read of its patient
+    // (`assign` selects `patient { id }`): the conflict served nothing.
+    assert_eq!(after, before + 2);
+    let reads = app
+        .count("SELECT count(*) FROM audit_events WHERE action = 'PATIENTS_READ'")
+        .await;
+    assert_eq!(reads, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

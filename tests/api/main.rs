@@ -18,5 +18,6 @@ mod nplusone;
 mod paging;
 mod patients;
 mod privacy;
+mod reads;
 mod rest;
 mod subscriptions;
