@@ -10,7 +10,7 @@ use crate::error::AppError;
 pub const MAX_PAGE: i64 = 100;
 
 /// How many rows a page holds: 1 to 100.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Limit(i64);
 
 impl Limit {

@@ -2,7 +2,7 @@
 //! (a change never lands without its event); `list` is for admins only.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
 };
 
@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::{
     db::{
         Db,
-        audit::{self as store, AuditFilterRow, NewAuditRow},
+        audit::{self as store, AuditFilterRow, AuditRow, NewAuditRow},
         mappings::MappingRow,
     },
     error::AppResult,
@@ -299,22 +299,62 @@ pub async fn list(
     let has_previous = before.is_some();
     let mut conn = db.conn().await?;
     let rows = store::list_page(&mut conn, &filter.row(), before, limit.get() + 1).await?;
-    let events = rows
-        .into_iter()
-        .filter_map(|r| {
-            Some(AuditEvent {
-                id: r.id,
-                at: r.at,
-                actor_id: r.actor_id,
-                action: Action::from_db(&r.action)?,
-                entity_type: EntityType::from_db(&r.entity_type),
-                entity_id: r.entity_id,
-                request_id: r.request_id,
-                entity_ids: r.entity_ids,
-            })
-        })
-        .collect();
+    let events = rows.into_iter().filter_map(AuditEvent::from_row).collect();
     Ok(Page::from_rows(events, limit, has_previous, |e| Cursor::Seq(e.id)))
+}
+
+/// One page of each patient's access log (every event that concerns it),
+/// newest first, for those of `patients` the viewer may see.
+pub async fn access_logs(
+    db: &Db,
+    viewer: &Viewer,
+    patients: &[Uuid],
+    limit: Limit,
+    after: Option<Cursor>,
+) -> AppResult<HashMap<Uuid, Page<AuditEvent>>> {
+    let before = match after {
+        Some(Cursor::Seq(n)) => Some(n),
+        _ => None,
+    };
+    let mut conn = db.conn().await?;
+    let rows = store::access_logs(&mut conn, viewer, patients, before, limit.get() + 1).await?;
+    let mut logs: HashMap<Uuid, Vec<AuditEvent>> = HashMap::new();
+    for row in rows {
+        if let Some(event) = AuditEvent::from_row(row.event) {
+            logs.entry(row.patient_id).or_default().push(event);
+        }
+    }
+    Ok(patients
+        .iter()
+        .map(|id| {
+            let events = logs.remove(id).unwrap_or_default();
+            (
+                *id,
+                Page::from_rows(events, limit, before.is_some(), |e| Cursor::Seq(e.id)),
+            )
+        })
+        .collect())
+}
+
+/// How many events concern a patient the viewer may see.
+pub async fn count_access_log(db: &Db, viewer: &Viewer, patient: Uuid) -> AppResult<i64> {
+    let mut conn = db.conn().await?;
+    Ok(store::count_access_log(&mut conn, viewer, patient).await?)
+}
+
+impl AuditEvent {
+    fn from_row(r: AuditRow) -> Option<Self> {
+        Some(Self {
+            id: r.id,
+            at: r.at,
+            actor_id: r.actor_id,
+            action: Action::from_db(&r.action)?,
+            entity_type: EntityType::from_db(&r.entity_type),
+            entity_id: r.entity_id,
+            request_id: r.request_id,
+            entity_ids: r.entity_ids,
+        })
+    }
 }
 
 pub async fn count(db: &Db, viewer: &Viewer, filter: &AuditFilter) -> AppResult<i64> {

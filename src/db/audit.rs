@@ -6,9 +6,10 @@ use diesel::{pg::Pg, prelude::*};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::schema::audit_events;
+use super::schema::{audit_events, patients};
+use crate::{patients::access, viewer::Viewer};
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = audit_events, check_for_backend(Pg))]
 pub struct AuditRow {
     pub id: i64,
@@ -87,4 +88,47 @@ pub async fn list_page(
 
 pub async fn count(conn: &mut AsyncPgConnection, filter: &AuditFilterRow) -> QueryResult<i64> {
     filtered(filter).count().get_result(conn).await
+}
+
+/// An event of a patient's access log.
+#[derive(Debug, QueryableByName)]
+pub struct LogRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub patient_id: Uuid,
+    #[diesel(embed)]
+    pub event: AuditRow,
+}
+
+/// Up to `limit` events of each patient's access log, newest first, after
+/// the event with id `before` when given, for those of `patients` the viewer
+/// may see.
+pub async fn access_logs(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    patients: &[Uuid],
+    before: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<LogRow>> {
+    use diesel::sql_types::{Array, BigInt, Nullable};
+    diesel::sql_query(include_str!("access_log.sql"))
+        .bind::<Array<diesel::sql_types::Uuid>, _>(patients)
+        .bind::<Nullable<diesel::sql_types::Uuid>, _>(access::sees_only(viewer))
+        .bind::<Nullable<BigInt>, _>(before)
+        .bind::<BigInt, _>(limit)
+        .load(conn)
+        .await
+}
+
+/// How many events a patient's access log holds, if the viewer may see the
+/// patient (0 otherwise).
+pub async fn count_access_log(conn: &mut AsyncPgConnection, viewer: &Viewer, patient: Uuid) -> QueryResult<i64> {
+    let visible = patients::table
+        .filter(patients::id.eq(patient))
+        .filter(access::visible_to(viewer));
+    audit_events::table
+        .filter(audit_events::entity_ids.contains(vec![patient]))
+        .filter(diesel::dsl::exists(visible.select(patients::id)))
+        .count()
+        .get_result(conn)
+        .await
 }

@@ -6,6 +6,8 @@ use super::{
     request_viewer,
     types::{self, DateTime, User},
 };
+use uuid::Uuid;
+
 use crate::{
     audit::{self, AuditEvent, AuditFilter},
     db::Db,
@@ -89,12 +91,32 @@ impl From<AuditEvent> for AuditEventNode {
 pub struct AuditCount {
     db: Db,
     viewer: Viewer,
-    filter: AuditFilter,
+    of: Counting,
+}
+
+enum Counting {
+    /// The trail, narrowed (admins only).
+    Trail(AuditFilter),
+    /// One patient's access log.
+    PatientLog(Uuid),
+}
+
+impl AuditCount {
+    pub fn patient_log(db: &Db, viewer: &Viewer, patient: Uuid) -> Self {
+        Self {
+            db: db.clone(),
+            viewer: viewer.clone(),
+            of: Counting::PatientLog(patient),
+        }
+    }
 }
 
 impl super::connection::Counted for AuditCount {
     async fn count(&self) -> crate::error::AppResult<i64> {
-        audit::count(&self.db, &self.viewer, &self.filter).await
+        match &self.of {
+            Counting::Trail(filter) => audit::count(&self.db, &self.viewer, filter).await,
+            Counting::PatientLog(patient) => audit::count_access_log(&self.db, &self.viewer, *patient).await,
+        }
     }
 }
 
@@ -137,7 +159,7 @@ impl AuditQueries {
             AuditCount {
                 db: db.clone(),
                 viewer: viewer.clone(),
-                filter,
+                of: Counting::Trail(filter),
             },
         ))
     }

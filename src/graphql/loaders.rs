@@ -12,11 +12,12 @@ use uuid::Uuid;
 
 use crate::{
     accounts::{Accounts, User},
-    audit::Served,
+    audit::{self, AuditEvent, Served},
     db::Db,
     doctors::{self, Doctor},
     graphql::{batch::FetchQueue, error::LoadError},
     mappings::{self, Mapping},
+    paging::{Cursor, Limit, Page},
     patients::{self, Patient},
     viewer::Viewer,
 };
@@ -45,6 +46,16 @@ pub struct Loaders {
     pub mappings_by_patient: DataLoader<Queued<MappingsByPatient>>,
     pub patients_by_doctor: DataLoader<Queued<PatientsByDoctor>>,
     pub mappings_by_doctor: DataLoader<Queued<MappingsByDoctor>>,
+    pub access_logs: DataLoader<Queued<AccessLogs>>,
+}
+
+/// One page of a patient's access log: the patient, the page's size, and
+/// the event it starts after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LogPage {
+    pub patient: Uuid,
+    pub limit: Limit,
+    pub before: Option<i64>,
 }
 
 /// A loader whose fetches run in the request's `FetchQueue`, telling it when
@@ -99,6 +110,7 @@ impl Loaders {
             mappings_by_patient: loader(MappingsByPatient(scoped()), queue),
             patients_by_doctor: loader(PatientsByDoctor(scoped(), served.clone()), queue),
             mappings_by_doctor: loader(MappingsByDoctor(scoped()), queue),
+            access_logs: loader(AccessLogs(scoped()), queue),
         }
     }
 }
@@ -116,6 +128,7 @@ pub struct DoctorsByPatient(Scoped);
 pub struct MappingsByPatient(Scoped);
 pub struct PatientsByDoctor(Scoped, Served);
 pub struct MappingsByDoctor(Scoped);
+pub struct AccessLogs(Scoped);
 
 impl Loader<Uuid> for UserById {
     type Value = Arc<User>;
@@ -183,5 +196,26 @@ impl Loader<Uuid> for MappingsByDoctor {
             .await
             .map(shared_lists)
             .map_err(LoadError::from)
+    }
+}
+
+impl Loader<LogPage> for AccessLogs {
+    type Value = Arc<Page<AuditEvent>>;
+    type Error = LoadError;
+    async fn load(&self, keys: &[LogPage]) -> Result<HashMap<LogPage, Self::Value>, LoadError> {
+        // Pages of one size and start share a statement (usually all of them).
+        let mut groups: HashMap<(Limit, Option<i64>), Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            groups.entry((key.limit, key.before)).or_default().push(key.patient);
+        }
+        let mut pages = HashMap::new();
+        for ((limit, before), patients) in groups {
+            let logs =
+                audit::access_logs(&self.0.db, &self.0.viewer, &patients, limit, before.map(Cursor::Seq)).await?;
+            for (patient, page) in logs {
+                pages.insert(LogPage { patient, limit, before }, Arc::new(page));
+            }
+        }
+        Ok(pages)
     }
 }

@@ -3,8 +3,9 @@
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Result};
 
 use super::{
+    audit::{AuditCount, AuditEventConnection},
     doctors::DoctorNode,
-    loaders::Loaders,
+    loaders::{Loaders, LogPage},
     mappings::MappingNode,
     request_viewer,
     types::{self, Date, DateTime, SortDirection, User},
@@ -106,6 +107,37 @@ impl PatientNode {
             .cloned()
             .map(DoctorNode)
             .collect())
+    }
+    /// Who read or changed this patient's record, newest first: every event
+    /// whose entityIds contain this patient (single and list reads, updates,
+    /// assignments, removals). Visible to whoever may see the patient.
+    #[graphql(complexity = "types::page_complexity(first, child_complexity)")]
+    async fn access_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<AuditEventConnection> {
+        let (db, viewer) = request_viewer(ctx)?;
+        let limit = types::limit(first)?;
+        let before = match after.map(|c| Cursor::decode("after", &c, None)).transpose()? {
+            Some(Cursor::Seq(n)) => Some(n),
+            _ => None,
+        };
+        let key = LogPage {
+            patient: self.0.id,
+            limit,
+            before,
+        };
+        let page = ctx.data::<Loaders>()?.access_logs.load_one(key).await?;
+        let page = page.map_or_else(
+            || Page::from_rows(Vec::new(), limit, before.is_some(), |_| Cursor::Seq(0)),
+            |p| Page::clone(&p),
+        );
+        Ok(AuditEventConnection::new(
+            page,
+            AuditCount::patient_log(db, viewer, self.0.id),
+        ))
     }
     /// The assignments of this patient.
     async fn mappings(&self, ctx: &Context<'_>) -> Result<Vec<MappingNode>> {

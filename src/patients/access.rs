@@ -12,8 +12,9 @@ use uuid::Uuid;
 use crate::{db::schema::patients, viewer::Role, viewer::Viewer};
 
 /// The rule: the one creator whose patients the viewer may see, or `None`
-/// when the viewer may see every patient (admins).
-fn sees_only(viewer: &Viewer) -> Option<Uuid> {
+/// when the viewer may see every patient (admins). SQL written out by hand
+/// binds it (`$n IS NULL OR created_by = $n`).
+pub fn sees_only(viewer: &Viewer) -> Option<Uuid> {
     match viewer.role {
         Role::Admin => None,
         Role::User => Some(viewer.user_id),

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod access_log;
 mod accounts;
 mod arguments;
 mod audit;

@@ -69,6 +69,38 @@ async fn nested_reads_cost_the_same_for_5_or_50_patients() {
     }
 }
 
+/// Each patient's access log under a list: one statement for all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_logs_under_a_list_cost_the_same_for_5_or_50_patients() {
+    let app = TestApp::spawn().await;
+    let ann = app.signup("ann").await;
+    for i in 0..50 {
+        app.create_patient(&ann.token, &format!("Patient {i}")).await;
+    }
+    let query =
+        "query($n: Int) { patients(first: $n) { nodes { accessLog(first: 3) { nodes { action actor { name } } } } } }";
+    let mut counts = Vec::new();
+    for _ in 0..2 {
+        for n in [5, 50] {
+            app.gql_as(&ann.token, query, json!({ "n": n })).await.assert_ok();
+            let before = app.statements().await;
+            let resp = app.gql_as(&ann.token, query, json!({ "n": n })).await;
+            let nodes = resp.assert_ok()["patients"]["nodes"].as_array().unwrap().clone();
+            assert_eq!(nodes.len(), n);
+            assert!(
+                nodes
+                    .iter()
+                    .all(|p| !p["accessLog"]["nodes"].as_array().unwrap().is_empty())
+            );
+            counts.push((n, app.statements().await - before));
+        }
+    }
+    // The page, the logs, their actors, and the read's PATIENTS_READ event.
+    for (n, count) in counts {
+        assert_eq!(count, 4, "{n} patients");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn total_count_runs_only_when_selected() {
     let app = TestApp::spawn().await;
