@@ -336,10 +336,11 @@ pub async fn access_logs(
         .collect())
 }
 
-/// How many events concern a patient the viewer may see.
-pub async fn count_access_log(db: &Db, viewer: &Viewer, patient: Uuid) -> AppResult<i64> {
+/// How many events concern each of `patients` that the viewer may see.
+pub async fn access_log_counts(db: &Db, viewer: &Viewer, patients: &[Uuid]) -> AppResult<HashMap<Uuid, i64>> {
     let mut conn = db.conn().await?;
-    Ok(store::count_access_log(&mut conn, viewer, patient).await?)
+    let counts = store::access_log_counts(&mut conn, viewer, patients).await?;
+    Ok(counts.into_iter().map(|c| (c.patient_id, c.events)).collect())
 }
 
 impl AuditEvent {

@@ -6,7 +6,7 @@ use diesel::{pg::Pg, prelude::*};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::schema::{audit_events, patients};
+use super::schema::audit_events;
 use crate::{patients::access, viewer::Viewer};
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
@@ -119,16 +119,25 @@ pub async fn access_logs(
         .await
 }
 
-/// How many events a patient's access log holds, if the viewer may see the
-/// patient (0 otherwise).
-pub async fn count_access_log(conn: &mut AsyncPgConnection, viewer: &Viewer, patient: Uuid) -> QueryResult<i64> {
-    let visible = patients::table
-        .filter(patients::id.eq(patient))
-        .filter(access::visible_to(viewer));
-    audit_events::table
-        .filter(audit_events::entity_ids.contains(vec![patient]))
-        .filter(diesel::dsl::exists(visible.select(patients::id)))
-        .count()
-        .get_result(conn)
+/// How many events concern a patient, by patient.
+#[derive(Debug, QueryableByName)]
+pub struct LogCount {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub patient_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub events: i64,
+}
+
+/// The size of each access log, for those of `patients` the viewer may see.
+pub async fn access_log_counts(
+    conn: &mut AsyncPgConnection,
+    viewer: &Viewer,
+    patients: &[Uuid],
+) -> QueryResult<Vec<LogCount>> {
+    use diesel::sql_types::{Array, Nullable};
+    diesel::sql_query(include_str!("access_log_counts.sql"))
+        .bind::<Array<diesel::sql_types::Uuid>, _>(patients)
+        .bind::<Nullable<diesel::sql_types::Uuid>, _>(access::sees_only(viewer))
+        .load(conn)
         .await
 }

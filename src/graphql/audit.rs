@@ -112,10 +112,14 @@ impl AuditCount {
 }
 
 impl super::connection::Counted for AuditCount {
-    async fn count(&self) -> crate::error::AppResult<i64> {
+    async fn count(&self, ctx: &Context<'_>) -> Result<i64> {
         match &self.of {
-            Counting::Trail(filter) => audit::count(&self.db, &self.viewer, filter).await,
-            Counting::PatientLog(patient) => audit::count_access_log(&self.db, &self.viewer, *patient).await,
+            Counting::Trail(filter) => Ok(audit::count(&self.db, &self.viewer, filter).await?),
+            // Through a loader: the logs of a page of patients, counted at once.
+            Counting::PatientLog(patient) => {
+                let loaders = ctx.data::<super::loaders::Loaders>()?;
+                Ok(loaders.access_log_counts.load_one(*patient).await?.unwrap_or(0))
+            }
         }
     }
 }

@@ -2,9 +2,10 @@
 //! one kind of node: `edges`, `nodes`, `pageInfo`, and a `totalCount` that
 //! runs its COUNT only when a query selects it.
 
-/// What a connection's `totalCount` counts.
+/// What a connection's `totalCount` counts (with the request's context, for
+/// counts that go through a loader).
 pub trait Counted: Send + Sync {
-    fn count(&self) -> impl std::future::Future<Output = crate::error::AppResult<i64>> + Send;
+    fn count(&self, ctx: &async_graphql::Context<'_>) -> impl Future<Output = async_graphql::Result<i64>> + Send;
 }
 
 macro_rules! connection {
@@ -61,8 +62,8 @@ macro_rules! connection {
                 &self.page_info
             }
             /// Rows matching the filter, over all pages.
-            async fn total_count(&self) -> async_graphql::Result<i32> {
-                let count = $crate::graphql::connection::Counted::count(&self.count).await?;
+            async fn total_count(&self, ctx: &async_graphql::Context<'_>) -> async_graphql::Result<i32> {
+                let count = $crate::graphql::connection::Counted::count(&self.count, ctx).await?;
                 Ok(i32::try_from(count).unwrap_or(i32::MAX))
             }
         }

@@ -114,8 +114,8 @@ pub struct DoctorCount {
 }
 
 impl super::connection::Counted for DoctorCount {
-    async fn count(&self) -> crate::error::AppResult<i64> {
-        doctors::count(&self.db, &self.query).await
+    async fn count(&self, _ctx: &Context<'_>) -> Result<i64> {
+        Ok(doctors::count(&self.db, &self.query).await?)
     }
 }
 

@@ -47,6 +47,7 @@ pub struct Loaders {
     pub patients_by_doctor: DataLoader<Queued<PatientsByDoctor>>,
     pub mappings_by_doctor: DataLoader<Queued<MappingsByDoctor>>,
     pub access_logs: DataLoader<Queued<AccessLogs>>,
+    pub access_log_counts: DataLoader<Queued<AccessLogCounts>>,
 }
 
 /// One page of a patient's access log: the patient, the page's size, and
@@ -111,6 +112,7 @@ impl Loaders {
             patients_by_doctor: loader(PatientsByDoctor(scoped(), served.clone()), queue),
             mappings_by_doctor: loader(MappingsByDoctor(scoped()), queue),
             access_logs: loader(AccessLogs(scoped()), queue),
+            access_log_counts: loader(AccessLogCounts(scoped()), queue),
         }
     }
 }
@@ -129,6 +131,7 @@ pub struct MappingsByPatient(Scoped);
 pub struct PatientsByDoctor(Scoped, Served);
 pub struct MappingsByDoctor(Scoped);
 pub struct AccessLogs(Scoped);
+pub struct AccessLogCounts(Scoped);
 
 impl Loader<Uuid> for UserById {
     type Value = Arc<User>;
@@ -217,5 +220,13 @@ impl Loader<LogPage> for AccessLogs {
             }
         }
         Ok(pages)
+    }
+}
+
+impl Loader<Uuid> for AccessLogCounts {
+    type Value = i64;
+    type Error = LoadError;
+    async fn load(&self, ids: &[Uuid]) -> LoadResult<i64> {
+        Ok(audit::access_log_counts(&self.0.db, &self.0.viewer, ids).await?)
     }
 }

@@ -55,8 +55,8 @@ pub struct MappingCount {
 }
 
 impl super::connection::Counted for MappingCount {
-    async fn count(&self) -> crate::error::AppResult<i64> {
-        mappings::count(&self.db, &self.viewer, &self.query).await
+    async fn count(&self, _ctx: &Context<'_>) -> Result<i64> {
+        Ok(mappings::count(&self.db, &self.viewer, &self.query).await?)
     }
 }
 

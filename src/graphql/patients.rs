@@ -165,8 +165,8 @@ pub struct PatientCount {
 }
 
 impl super::connection::Counted for PatientCount {
-    async fn count(&self) -> crate::error::AppResult<i64> {
-        patients::count(&self.db, &self.viewer, &self.query).await
+    async fn count(&self, _ctx: &Context<'_>) -> Result<i64> {
+        Ok(patients::count(&self.db, &self.viewer, &self.query).await?)
     }
 }
 
