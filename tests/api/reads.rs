@@ -34,6 +34,19 @@ async fn new_reads<F: Future<Output = ()>>(app: &TestApp, send: F) -> Vec<(Strin
     reads(app).await.split_off(before)
 }
 
+/// POSTs a batch of operations as `user`: the status and the body.
+async fn batch_as(app: &TestApp, user: &TestUser, batch: &Value) -> (u16, Value) {
+    let resp = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&user.token)
+        .json(batch)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
 fn sorted(ids: &[&String]) -> Vec<String> {
     let mut ids: Vec<String> = ids.iter().map(|id| (*id).clone()).collect();
     ids.sort();
@@ -156,15 +169,7 @@ async fn each_path_that_serves_patients_leaves_one_event_naming_them() {
             { "query": "{ doctors { nodes { name } } }" },
             { "query": "{ mappings { nodes { patient { id } } } }" },
         ]);
-        let resp = app
-            .client
-            .post(app.url("/graphql"))
-            .bearer_auth(&w.ann.token)
-            .json(&batch)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
+        assert_eq!(batch_as(&app, &w.ann, &batch).await.0, 200);
     })
     .await;
     assert_eq!(
@@ -252,17 +257,7 @@ async fn when_the_event_cannot_be_written_no_patient_data_leaves() {
         { "query": "{ patients { nodes { id name } } }" },
         { "query": "{ doctors { nodes { name } } }" },
     ]);
-    let body: Value = app
-        .client
-        .post(app.url("/graphql"))
-        .bearer_auth(&w.ann.token)
-        .json(&batch)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, body) = batch_as(&app, &w.ann, &batch).await;
     assert!(body[0]["data"].is_null(), "{body}");
     assert_eq!(body[0]["errors"][0]["extensions"]["code"], "INTERNAL_SERVER_ERROR");
     assert_eq!(body[1]["data"]["doctors"]["nodes"][0]["name"], "Dr Shared");
