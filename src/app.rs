@@ -11,7 +11,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     accounts::{Accounts, password::Passwords, tokens::TokenKeys},
-    config::{Config, CorsOrigins, Limits, MIN_JWT_SECRET_BYTES, SecretString},
+    audit::seal::{SealKey, Sealer},
+    config::{Config, CorsOrigins, Limits, MIN_AUDIT_SEAL_KEY_BYTES, MIN_JWT_SECRET_BYTES, SecretString},
     db::{
         Db,
         embedded::{EmbeddedPostgres, Options},
@@ -53,6 +54,7 @@ pub struct AppState {
 pub struct Database {
     pub url: SecretString,
     pub jwt_secret: SecretString,
+    pub audit_seal_key: SecretString,
     pub embedded: Option<EmbeddedPostgres>,
 }
 
@@ -64,9 +66,14 @@ impl Database {
                 .jwt_secret
                 .clone()
                 .context("JWT_SECRET must be set when DATABASE_URL is set")?;
+            let audit_seal_key = config
+                .audit_seal_key
+                .clone()
+                .context("AUDIT_SEAL_KEY must be set when DATABASE_URL is set")?;
             return Ok(Self {
                 url: url.clone(),
                 jwt_secret,
+                audit_seal_key,
                 embedded: None,
             });
         }
@@ -74,7 +81,11 @@ impl Database {
             .with_context(|| format!("DATA_DIR {} could not be created", config.data_dir.display()))?;
         let jwt_secret = match &config.jwt_secret {
             Some(secret) => secret.clone(),
-            None => kept_secret(&config.data_dir.join("jwt_secret"))?,
+            None => kept_secret(&KEPT_JWT_SECRET, &config.data_dir)?,
+        };
+        let audit_seal_key = match &config.audit_seal_key {
+            Some(key) => key.clone(),
+            None => kept_secret(&KEPT_AUDIT_SEAL_KEY, &config.data_dir)?,
         };
         let pg = EmbeddedPostgres::start(Options::new(config.data_dir.join("postgres")))
             .await
@@ -83,6 +94,7 @@ impl Database {
         Ok(Self {
             url: SecretString::new(pg.url(EMBEDDED_DATABASE)),
             jwt_secret,
+            audit_seal_key,
             embedded: Some(pg),
         })
     }
@@ -96,32 +108,58 @@ impl Database {
     }
 }
 
-/// The JWT secret kept in the data folder: generated on first run.
-fn kept_secret(path: &Path) -> anyhow::Result<SecretString> {
-    if let Ok(existing) = std::fs::read_to_string(path) {
+/// A secret the embedded default keeps in the data folder.
+struct Kept {
+    /// Its setting, which overrides the file.
+    setting: &'static str,
+    file: &'static str,
+    min_bytes: usize,
+}
+
+const KEPT_JWT_SECRET: Kept = Kept {
+    setting: "JWT_SECRET",
+    file: "jwt_secret",
+    min_bytes: MIN_JWT_SECRET_BYTES,
+};
+
+/// Never in the database, so that whoever can change the database cannot
+/// also re-seal what they changed. Losing it does not lose the trail, only
+/// the means to prove it intact.
+const KEPT_AUDIT_SEAL_KEY: Kept = Kept {
+    setting: "AUDIT_SEAL_KEY",
+    file: "audit_seal_key",
+    min_bytes: MIN_AUDIT_SEAL_KEY_BYTES,
+};
+
+/// The secret kept in the data folder: generated on first run.
+fn kept_secret(kept: &Kept, data_dir: &Path) -> anyhow::Result<SecretString> {
+    let path = data_dir.join(kept.file);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
         let secret = existing.trim().to_owned();
         anyhow::ensure!(
-            secret.len() >= MIN_JWT_SECRET_BYTES,
-            "the JWT secret kept in {} is shorter than 32 bytes; delete it to make a new one",
-            path.display()
+            secret.len() >= kept.min_bytes,
+            "the {} kept in {} is shorter than {} bytes; delete it to make a new one",
+            kept.setting,
+            path.display(),
+            kept.min_bytes
         );
         return Ok(SecretString::new(secret));
     }
     let mut bytes = [0u8; 48];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for JWT_SECRET: {e}"))?;
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for {}: {e}", kept.setting))?;
     let secret = URL_SAFE_NO_PAD.encode(bytes);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
+    match options.open(&path) {
         Ok(mut file) => {
             file.write_all(secret.as_bytes())?;
             file.sync_all()?;
             Ok(SecretString::new(secret))
         }
         // Another process wrote it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => kept_secret(path),
-        Err(e) => Err(e).with_context(|| format!("could not keep the JWT secret in {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => kept_secret(kept, data_dir),
+        Err(e) => Err(e).with_context(|| format!("could not keep the {} in {}", kept.setting, path.display())),
     }
 }
 
@@ -130,6 +168,7 @@ pub struct Application {
     router: Router,
     database: Database,
     state: AppState,
+    sealer: Sealer,
 }
 
 impl Application {
@@ -157,11 +196,18 @@ impl Application {
                         return Err(err).with_context(|| format!("could not listen on {address} (HOST, PORT)"));
                     }
                 };
+                let sealer = Sealer::spawn(
+                    database.url.expose().to_owned(),
+                    SealKey::new(&database.audit_seal_key),
+                    config.audit_seal_interval,
+                    state.metrics.audit_seal.clone(),
+                );
                 Ok(Self {
                     listener,
                     router,
                     database,
                     state,
+                    sealer,
                 })
             }
             Err(err) => {
@@ -230,8 +276,8 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, lets in-flight requests finish, then
-    /// stops the embedded cluster if there is one.
+    /// Serves until `shutdown` completes, lets in-flight requests finish,
+    /// seals what they wrote, then stops the embedded cluster if there is one.
     pub async fn run_until_stopped(
         mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -240,6 +286,7 @@ impl Application {
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
+        self.sealer.stop().await;
         self.database.close().await;
         served.context("the server failed")
     }

@@ -72,6 +72,11 @@ pub struct Config {
     pub port: u16,
     /// `None` only with the embedded database, which keeps one in `data_dir`.
     pub jwt_secret: Option<SecretString>,
+    /// The audit seal's HMAC key; `None` only with the embedded database,
+    /// which keeps one in `data_dir`.
+    pub audit_seal_key: Option<SecretString>,
+    /// How often committed audit events are sealed.
+    pub audit_seal_interval: Duration,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub bcrypt_cost: u32,
@@ -106,6 +111,7 @@ fn invalid(setting: &'static str, problem: impl Into<String>) -> ConfigError {
 }
 
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
+pub const MIN_AUDIT_SEAL_KEY_BYTES: usize = 32;
 
 impl Config {
     /// Reads `.env` (if present) and then the process environment.
@@ -145,6 +151,20 @@ impl Config {
             }
             None => None,
         };
+        let audit_seal_key = match get("AUDIT_SEAL_KEY") {
+            Some(s) if s.len() < MIN_AUDIT_SEAL_KEY_BYTES => {
+                return Err(invalid("AUDIT_SEAL_KEY", "must be at least 32 bytes"));
+            }
+            Some(s) => Some(SecretString::new(s)),
+            None if database_url.is_some() => {
+                return Err(invalid(
+                    "AUDIT_SEAL_KEY",
+                    "must be set (at least 32 bytes) when DATABASE_URL is set",
+                ));
+            }
+            None => None,
+        };
+        let audit_seal_interval = seal_interval(get("AUDIT_SEAL_INTERVAL"))?;
 
         let host = parse_or("HOST", get("HOST"), "127.0.0.1".parse().ok(), |s| {
             s.parse::<IpAddr>().ok()
@@ -228,6 +248,8 @@ impl Config {
             host,
             port,
             jwt_secret,
+            audit_seal_key,
+            audit_seal_interval,
             access_token_ttl,
             refresh_token_ttl,
             bcrypt_cost,
@@ -298,6 +320,27 @@ fn duration(
     }
 }
 
+/// `AUDIT_SEAL_INTERVAL`: 5 s by default; from 100 ms (for tests that watch
+/// sealing) to an hour.
+fn seal_interval(raw: Option<String>) -> Result<Duration, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(Duration::from_secs(5));
+    };
+    let raw = raw.trim();
+    let parsed = raw
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .ok()
+        .or_else(|| humantime::parse_duration(raw).ok());
+    match parsed {
+        Some(d) if d >= Duration::from_millis(100) && d <= Duration::from_secs(3600) => Ok(d),
+        _ => Err(invalid(
+            "AUDIT_SEAL_INTERVAL",
+            "must be a duration from 100ms to 1h (seconds, or like `5s`)",
+        )),
+    }
+}
+
 fn boolean(setting: &'static str, raw: Option<String>, default: bool) -> Result<bool, ConfigError> {
     match raw.as_deref().map(|s| s.trim().to_ascii_lowercase()).as_deref() {
         None => Ok(default),
@@ -348,7 +391,8 @@ mod tests {
     #[test]
     fn defaults_serve_the_embedded_database() {
         let c = config(&[]).unwrap();
-        assert!(c.database_url.is_none() && c.jwt_secret.is_none());
+        assert!(c.database_url.is_none() && c.jwt_secret.is_none() && c.audit_seal_key.is_none());
+        assert_eq!(c.audit_seal_interval, Duration::from_secs(5));
         assert_eq!((c.host.to_string().as_str(), c.port), ("127.0.0.1", 8000));
         assert_eq!(c.access_token_ttl, Duration::from_secs(900));
         assert_eq!(c.refresh_token_ttl, Duration::from_secs(30 * 86400));
@@ -367,10 +411,19 @@ mod tests {
     }
 
     #[test]
-    fn an_external_database_needs_a_secret() {
+    fn an_external_database_needs_both_secrets() {
         let err = config(&[("DATABASE_URL", "postgres://x/y")]).unwrap_err();
         assert_eq!(err.setting, "JWT_SECRET");
-        assert!(config(&[("DATABASE_URL", "postgres://x/y"), ("JWT_SECRET", SECRET)]).is_ok());
+        let err = config(&[("DATABASE_URL", "postgres://x/y"), ("JWT_SECRET", SECRET)]).unwrap_err();
+        assert_eq!(err.setting, "AUDIT_SEAL_KEY");
+        assert!(
+            config(&[
+                ("DATABASE_URL", "postgres://x/y"),
+                ("JWT_SECRET", SECRET),
+                ("AUDIT_SEAL_KEY", SECRET)
+            ])
+            .is_ok()
+        );
     }
 
     #[test]
@@ -389,6 +442,10 @@ mod tests {
             ("GRAPHQL_INTROSPECTION", "maybe"),
             ("LOG_FORMAT", "xml"),
             ("RUST_LOG", "=[["),
+            ("AUDIT_SEAL_KEY", "short"),
+            ("AUDIT_SEAL_INTERVAL", "10ms"),
+            ("AUDIT_SEAL_INTERVAL", "2h"),
+            ("AUDIT_SEAL_INTERVAL", "often"),
         ] {
             let err = config(&[(key, value)]).unwrap_err();
             assert_eq!(err.setting, key, "{key}={value}");
@@ -418,8 +475,14 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let c = config(&[("DATABASE_URL", "postgres://u:pw@h/d"), ("JWT_SECRET", SECRET)]).unwrap();
+        let key = "a-seal-key-a-seal-key-a-seal-key-0";
+        let c = config(&[
+            ("DATABASE_URL", "postgres://u:pw@h/d"),
+            ("JWT_SECRET", SECRET),
+            ("AUDIT_SEAL_KEY", key),
+        ])
+        .unwrap();
         let shown = format!("{c:?}");
-        assert!(!shown.contains("pw@") && !shown.contains(SECRET));
+        assert!(!shown.contains("pw@") && !shown.contains(SECRET) && !shown.contains(key));
     }
 }

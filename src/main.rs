@@ -1,5 +1,5 @@
 //! The `healthcare-api` command: `serve` (the default), `migrate`,
-//! `print-schema` and `create-admin`.
+//! `print-schema`, `create-admin` and `audit verify|head`.
 
 use std::{io::Write as _, process::ExitCode};
 
@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use healthcare_api::{
     accounts::{Accounts, password::Passwords, tokens::TokenKeys},
     app::{Application, Database, shutdown_signal},
+    audit::seal::{self, SealKey, Verdict},
     config::Config,
     db::{Db, migrate},
     graphql, telemetry,
@@ -46,6 +47,31 @@ enum Command {
         #[arg(long)]
         name: String,
     },
+    /// Check or show the audit trail's seal.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Recompute the sealed chain: exit 0 when intact, 1 naming the first bad
+    /// block and event, 2 when it could not be checked.
+    Verify {
+        /// A block hash recorded earlier (`audit head`, `auditSeal.headHash`)
+        /// that must still be in the chain.
+        #[arg(long, value_parser = parse_hash)]
+        head: Option<seal::Hash>,
+    },
+    /// Print the newest block's number and hash.
+    Head,
+}
+
+fn parse_hash(s: &str) -> Result<seal::Hash, String> {
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(s.trim(), &mut hash).map_err(|_| "a block hash is 64 hexadecimal digits".to_owned())?;
+    Ok(hash)
 }
 
 /// Two mimalloc options, each measured under the bench (bench/README.md);
@@ -106,6 +132,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(Command::Audit { command }) = cli.command {
+        return runtime.block_on(audit(command, config));
+    }
     match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -133,7 +162,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             eprintln!("applied {} migration(s)", applied.len());
             Ok(())
         }
-        Command::PrintSchema => Ok(()),
+        Command::PrintSchema | Command::Audit { .. } => Ok(()),
         Command::CreateAdmin { email, name } => {
             let password = match std::env::var("ADMIN_PASSWORD") {
                 Ok(p) if !p.is_empty() => p,
@@ -152,6 +181,56 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let id = result?;
             eprintln!("created admin {id}");
             Ok(())
+        }
+    }
+}
+
+/// One line of a command's answer, on standard output.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// `audit verify` and `audit head`, on the database the server uses.
+async fn audit(command: AuditCommand, config: Config) -> ExitCode {
+    let checked = async {
+        let mut database = Database::open(&config).await?;
+        let result = async {
+            let mut conn = healthcare_api::db::establish(database.url.expose())
+                .await
+                .context("could not connect to the database")?;
+            match command {
+                AuditCommand::Verify { head } => {
+                    let key = SealKey::new(&database.audit_seal_key);
+                    // The longest a legitimate event waits for a seal that can see it.
+                    let late = config.limits.request_timeout + config.audit_seal_interval;
+                    seal::verify(&mut conn, &key, late, head).await.map(Some)
+                }
+                AuditCommand::Head => {
+                    match seal::head(&mut conn).await? {
+                        Some((number, hash)) => say(&format!("{number} {}", hex::encode(hash))),
+                        None => say("0"),
+                    }
+                    Ok(None)
+                }
+            }
+        }
+        .await;
+        database.close().await;
+        result
+    };
+    match checked.await {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(verdict @ Verdict::Intact { .. })) => {
+            say(&verdict.to_string());
+            ExitCode::SUCCESS
+        }
+        Ok(Some(verdict)) => {
+            say(&verdict.to_string());
+            ExitCode::from(1)
+        }
+        Err(err) => {
+            eprintln!("error: {}", one_line(&err));
+            ExitCode::from(2)
         }
     }
 }

@@ -1,5 +1,8 @@
 //! The audit trail: `record` appends events inside the caller's transaction
-//! (a change never lands without its event); `list` is for admins only.
+//! (a change never lands without its event); `list` is for admins only;
+//! `seal` makes the trail tamper-evident.
+
+pub mod seal;
 
 use std::{
     collections::{HashMap, HashSet},

@@ -10,6 +10,7 @@ pub mod mappings;
 pub mod migrate;
 pub mod patients;
 pub mod schema;
+pub mod seal;
 pub mod tls;
 
 use std::{str::FromStr, time::Duration};

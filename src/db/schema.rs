@@ -10,6 +10,20 @@ diesel::table! {
         entity_id -> Nullable<Uuid>,
         request_id -> Nullable<Text>,
         entity_ids -> Array<Uuid>,
+        tx -> Int8,
+    }
+}
+
+diesel::table! {
+    audit_blocks (number) {
+        number -> Int8,
+        sealed_at -> Timestamptz,
+        horizon -> Int8,
+        newest_tx -> Int8,
+        event_ids -> Array<Int8>,
+        digests -> Bytea,
+        sealed_total -> Int8,
+        hash -> Bytea,
     }
 }
 
@@ -94,6 +108,7 @@ diesel::joinable!(patients -> users (created_by));
 diesel::joinable!(refresh_tokens -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    audit_blocks,
     audit_events,
     doctors,
     login_failures,

@@ -167,4 +167,42 @@ impl AuditQueries {
             },
         ))
     }
+
+    /// Admins only.
+    async fn audit_seal(&self, ctx: &Context<'_>) -> Result<AuditSeal> {
+        let (db, viewer) = request_viewer(ctx)?;
+        Ok(AuditSeal(audit::seal::status(db, viewer).await?))
+    }
+}
+
+/// The state of the audit trail's seal (admins only).
+pub struct AuditSeal(audit::seal::SealStatus);
+
+/// GraphQL's Int is 32 bits; counts beyond it show as its largest value.
+fn as_int(n: i64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+#[Object]
+impl AuditSeal {
+    /// Events covered by a seal.
+    async fn sealed_events(&self) -> i32 {
+        as_int(self.0.sealed_events)
+    }
+    /// Committed events not sealed yet; sealing runs every few seconds.
+    async fn pending_events(&self) -> i32 {
+        as_int(self.0.pending_events)
+    }
+    /// The newest sealed block, numbered from 1; 0 before the first seal.
+    async fn head_block(&self) -> i32 {
+        as_int(self.0.head_block)
+    }
+    /// Hex hash of the newest block, for keeping outside the database and checking later with `healthcare-api audit verify --head`.
+    async fn head_hash(&self) -> Option<String> {
+        self.0.head_hash.map(hex::encode)
+    }
+    /// When the newest block was sealed.
+    async fn sealed_at(&self) -> Option<DateTime> {
+        self.0.sealed_at.map(DateTime)
+    }
 }

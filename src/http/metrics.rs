@@ -1,5 +1,8 @@
 //! `/metrics`: Prometheus text with GraphQL request counts and latencies by
-//! operation type, HTTP responses by route and status class, and pool use.
+//! operation type, HTTP responses by route and status class, pool use, and
+//! how far the audit seal is behind.
+
+use std::sync::{Arc, atomic::AtomicU64};
 
 use async_graphql::parser::types::OperationType;
 use axum::{extract::State, http::header, response::IntoResponse};
@@ -9,7 +12,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::app::AppState;
+use crate::{app::AppState, audit::seal::SealWatch};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabels {
@@ -32,6 +35,10 @@ pub struct Metrics {
     pool_in_use: Gauge,
     pool_waiting: Gauge,
     subscriptions: Gauge,
+    /// What this server's sealer last saw waiting.
+    pub audit_seal: Arc<SealWatch>,
+    unsealed_age: Gauge<f64, AtomicU64>,
+    unsealed_events: Gauge,
 }
 
 impl Metrics {
@@ -79,6 +86,18 @@ impl Metrics {
             "Subscriptions running on this server",
             subscriptions.clone(),
         );
+        let unsealed_age = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "audit_oldest_unsealed_event_age_seconds",
+            "Age of the oldest committed audit event not sealed yet (0 when none waits), as of this server's last look",
+            unsealed_age.clone(),
+        );
+        let unsealed_events = Gauge::default();
+        registry.register(
+            "audit_unsealed_events",
+            "Committed audit events not sealed yet, as of this server's last look",
+            unsealed_events.clone(),
+        );
         Self {
             registry,
             graphql_requests,
@@ -89,6 +108,9 @@ impl Metrics {
             pool_in_use,
             pool_waiting,
             subscriptions,
+            audit_seal: Arc::default(),
+            unsealed_age,
+            unsealed_events,
         }
     }
 
@@ -139,6 +161,10 @@ pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
     metrics.pool_in_use.set(as_gauge(pool.in_use));
     metrics.pool_waiting.set(as_gauge(pool.waiting));
     metrics.subscriptions.set(as_gauge(state.notifications.receivers()));
+    metrics
+        .unsealed_age
+        .set(metrics.audit_seal.oldest_pending_age(chrono::Utc::now()));
+    metrics.unsealed_events.set(metrics.audit_seal.pending());
     let mut body = String::new();
     if let Err(err) = prometheus_client::encoding::text::encode(&mut body, &metrics.registry) {
         tracing::error!(error = %err, "could not encode metrics");

@@ -40,6 +40,7 @@ async fn the_entity_ids_migration_fills_in_the_existing_events() {
     let db = crate::common::cluster::cluster().database(false).await;
     let url = db.url.clone();
     migrate::run(&url).await.unwrap();
+    assert_eq!(migrate::revert_newest(&url).await.unwrap(), "20261202000005");
     assert_eq!(migrate::revert_newest(&url).await.unwrap(), "20261201000004");
     let client = crate::common::cluster::connect(&url).await.unwrap();
     // Events as the trail held them before: a patient's, a live assignment's,
@@ -90,6 +91,49 @@ async fn the_entity_ids_migration_fills_in_the_existing_events() {
         )
         .await;
     assert!(unsaid.is_err(), "entity_ids has no default");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_from_before_the_seal_are_sealed_by_the_first_block() {
+    let db = crate::common::cluster::cluster().database(false).await;
+    let url = db.url.clone();
+    migrate::run(&url).await.unwrap();
+    assert_eq!(migrate::revert_newest(&url).await.unwrap(), "20261202000005");
+    let client = crate::common::cluster::connect(&url).await.unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO audit_events (action, entity_type, entity_id, entity_ids) VALUES
+                ('LOGIN_FAILED', 'USER', NULL, '{}'),
+                ('PATIENT_READ', 'PATIENT', '00000000-0000-0000-0000-0000000000b1',
+                 '{00000000-0000-0000-0000-0000000000b1}');",
+        )
+        .await
+        .unwrap();
+    let app = TestApp::spawn_on(&url, |s| {
+        s.insert("AUDIT_SEAL_INTERVAL".into(), "100ms".into());
+    })
+    .await;
+    let mut first_block: Vec<i64> = Vec::new();
+    for _ in 0..100 {
+        if let Some(row) = client
+            .query_opt("SELECT event_ids FROM audit_blocks WHERE number = 1", &[])
+            .await
+            .unwrap()
+        {
+            first_block = row.get(0);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let existing: Vec<i64> = client
+        .query("SELECT id FROM audit_events ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(first_block, existing);
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -9,7 +9,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::common::{JWT_SECRET, PASSWORD, cluster::ScratchDir, free_port};
+use crate::common::{AUDIT_SEAL_KEY, JWT_SECRET, PASSWORD, cluster::ScratchDir, free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_healthcare-api");
 
@@ -153,7 +153,8 @@ async fn embedded_database_from_empty_folder_restart_and_sigkill() {
     let register = json!({ "input": { "name": "Ann", "email": "ann@example.org", "password": PASSWORD } });
     let login = json!({ "input": { "email": "ann@example.org", "password": PASSWORD } });
 
-    // First run: creates the cluster and a JWT secret, then serves.
+    // First run: creates the cluster, a JWT secret and an audit seal key
+    // (owner-only files), then serves.
     let mut server = serve(&data, free_port());
     let first = server.wait_ready().await;
     let body = server.gql(crate::common::REGISTER, register.clone()).await;
@@ -161,6 +162,12 @@ async fn embedded_database_from_empty_folder_restart_and_sigkill() {
     assert!(data.join("jwt_secret").is_file());
     let secret = std::fs::read_to_string(data.join("jwt_secret")).unwrap();
     assert!(secret.len() >= 32);
+    let seal_key = std::fs::read_to_string(data.join("audit_seal_key")).unwrap();
+    assert!(seal_key.len() >= 32 && seal_key != secret);
+    for file in ["jwt_secret", "audit_seal_key"] {
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(data.join(file)).unwrap().permissions());
+        assert_eq!(mode & 0o077, 0, "{file} is readable by others");
+    }
     let pid = postmaster_pid(&data).expect("the cluster runs");
 
     // SIGTERM: a clean stop that takes the cluster with it.
@@ -175,6 +182,7 @@ async fn embedded_database_from_empty_folder_restart_and_sigkill() {
     let body = server.gql(crate::common::LOGIN, login.clone()).await;
     assert!(body["errors"].is_null(), "{body}");
     assert_eq!(std::fs::read_to_string(data.join("jwt_secret")).unwrap(), secret);
+    assert_eq!(std::fs::read_to_string(data.join("audit_seal_key")).unwrap(), seal_key);
     eprintln!("ready after {first:?} on a first run, {restart:?} on a restart");
 
     // SIGKILL: the next start recovers on its own, at once.
@@ -307,6 +315,15 @@ fn bad_settings_stop_start_up_with_one_line() {
     let cases = [
         (vec![("JWT_SECRET", "short")], "JWT_SECRET must be at least 32 bytes"),
         (vec![("DATABASE_URL", "postgres://x/y")], "JWT_SECRET"),
+        (
+            vec![("DATABASE_URL", "postgres://x/y"), ("JWT_SECRET", JWT_SECRET)],
+            "AUDIT_SEAL_KEY",
+        ),
+        (
+            vec![("AUDIT_SEAL_KEY", "short")],
+            "AUDIT_SEAL_KEY must be at least 32 bytes",
+        ),
+        (vec![("AUDIT_SEAL_INTERVAL", "0")], "AUDIT_SEAL_INTERVAL"),
         (vec![("PORT", "http")], "PORT"),
         (vec![("BCRYPT_COST", "99")], "BCRYPT_COST"),
         (vec![("LOG_FORMAT", "yaml")], "LOG_FORMAT"),
@@ -339,6 +356,7 @@ async fn migrate_and_create_admin_subcommands() {
     let env = [
         ("DATABASE_URL", url.as_str()),
         ("JWT_SECRET", JWT_SECRET),
+        ("AUDIT_SEAL_KEY", AUDIT_SEAL_KEY),
         ("BCRYPT_COST", "4"),
     ];
     let out = run_with(&env, &["migrate"]);
@@ -394,6 +412,7 @@ async fn logs_never_contain_passwords_tokens_or_personal_data() {
     let mut cmd = server_command(port);
     cmd.env("DATABASE_URL", &url)
         .env("JWT_SECRET", JWT_SECRET)
+        .env("AUDIT_SEAL_KEY", AUDIT_SEAL_KEY)
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "debug")
         .stdout(log.try_clone().unwrap())

@@ -21,4 +21,5 @@ mod patients;
 mod privacy;
 mod reads;
 mod rest;
+mod seal;
 mod subscriptions;

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+pub const AUDIT_SEAL_KEY: &str = "test-seal-key-test-seal-key-test-seal-key";
 pub const PASSWORD: &str = "correct horse battery";
 
 pub struct TestApp {
@@ -121,6 +122,10 @@ pub fn settings(db_url: &str) -> HashMap<String, String> {
     [
         ("DATABASE_URL", db_url),
         ("JWT_SECRET", JWT_SECRET),
+        ("AUDIT_SEAL_KEY", AUDIT_SEAL_KEY),
+        // Seldom: the statement-count tests count every statement of the
+        // app's database. The seal's own tests seal often.
+        ("AUDIT_SEAL_INTERVAL", "1h"),
         ("PORT", "0"),
         ("BCRYPT_COST", "4"),
         ("DATABASE_POOL_SIZE", "4"),
