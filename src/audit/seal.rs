@@ -142,8 +142,21 @@ fn as_hash(bytes: &[u8]) -> Hash {
     hash
 }
 
-/// The block that seals `events` (in id order) after `head`.
-fn next_block(key: &SealKey, head: Option<&HeadRow>, snapshot: Snapshot, events: &[SealedEventRow]) -> BlockRow {
+/// The most events one block seals: a backlog (say, after the servers were
+/// down) is sealed in blocks of this size, so that the sealer's memory
+/// stays small.
+pub const MAX_BLOCK_EVENTS: usize = 10_000;
+
+/// The block that seals `events` (in id order) after `head`. When they are
+/// not all that wait (`complete` false), the horizon stays where it was:
+/// events left for the next block may be of older transactions.
+fn next_block(
+    key: &SealKey,
+    head: Option<&HeadRow>,
+    snapshot: Snapshot,
+    events: &[SealedEventRow],
+    complete: bool,
+) -> BlockRow {
     let mut digests = Vec::with_capacity(events.len() * 32);
     let mut form = Vec::with_capacity(256);
     for e in events {
@@ -152,11 +165,16 @@ fn next_block(key: &SealKey, head: Option<&HeadRow>, snapshot: Snapshot, events:
         digests.extend_from_slice(&Sha256::digest(&form));
     }
     let previous = head.map_or(GENESIS, |h| as_hash(&h.hash));
+    let previous_horizon = head.map_or(0, |h| h.horizon);
     let mut block = BlockRow {
         number: head.map_or(0, |h| h.number) + 1,
         sealed_at: snapshot.now,
-        // Never behind the previous block's, whatever the clock of xids did.
-        horizon: snapshot.horizon.max(head.map_or(0, |h| h.horizon)),
+        // Never behind the previous block's.
+        horizon: if complete {
+            snapshot.horizon.max(previous_horizon)
+        } else {
+            previous_horizon
+        },
         newest_tx: events.iter().map(|e| e.tx).max().unwrap_or_default(),
         event_ids: events.iter().map(|e| e.id).collect(),
         digests,
@@ -172,6 +190,8 @@ fn next_block(key: &SealKey, head: Option<&HeadRow>, snapshot: Snapshot, events:
 pub struct Sealed {
     pub block: i64,
     pub events: usize,
+    /// False when more events may wait than one block takes.
+    pub complete: bool,
 }
 
 /// Seals every committed event no block covers yet into one new block,
@@ -190,15 +210,18 @@ pub async fn seal_once(conn: &mut AsyncPgConnection, key: &SealKey) -> anyhow::R
             }
             let snapshot = store::snapshot(tx).await?;
             let head = store::head(tx).await?;
-            let events = store::unsealed(tx, head.as_ref().map_or(0, |h| h.horizon)).await?;
+            let horizon = head.as_ref().map_or(0, |h| h.horizon);
+            let events = store::unsealed(tx, horizon, MAX_BLOCK_EVENTS as i64).await?;
             if events.is_empty() {
                 return Ok(None);
             }
-            let block = next_block(key, head.as_ref(), snapshot, &events);
+            let complete = events.len() < MAX_BLOCK_EVENTS;
+            let block = next_block(key, head.as_ref(), snapshot, &events, complete);
             store::insert_block(tx, &block).await?;
             Ok(Some(Sealed {
                 block: block.number,
                 events: events.len(),
+                complete,
             }))
         })
         .await
@@ -312,18 +335,18 @@ async fn round(url: &str, key: &SealKey, watch: &SealWatch, conn: &mut Option<As
     }
     let Some(c) = conn.as_mut() else { return };
     let result = async {
-        let sealed = seal_once(c, key).await?;
-        let pending = store::pending(c).await?;
-        anyhow::Ok((sealed, pending))
+        // Block after block while a backlog lasts.
+        while let Some(s) = seal_once(c, key).await? {
+            tracing::debug!(block = s.block, events = s.events, "sealed audit events");
+            if s.complete {
+                break;
+            }
+        }
+        anyhow::Ok(store::pending(c).await?)
     }
     .await;
     match result {
-        Ok((sealed, pending)) => {
-            if let Some(s) = sealed {
-                tracing::debug!(block = s.block, events = s.events, "sealed audit events");
-            }
-            watch.set(pending);
-        }
+        Ok(pending) => watch.set(pending),
         Err(err) => {
             tracing::warn!(error = %err, "could not seal the audit trail; trying again later");
             *conn = None;
@@ -659,11 +682,14 @@ mod tests {
     #[test]
     fn a_block_depends_on_the_key_its_events_and_its_predecessor() {
         let events = [event(1), event(2)];
-        let first = next_block(&key("k1"), None, snapshot(), &events);
+        let first = next_block(&key("k1"), None, snapshot(), &events, true);
         assert_eq!((first.number, first.sealed_total, first.newest_tx), (1, 2, 1002));
         assert_eq!(first.event_ids, vec![1, 2]);
-        assert_ne!(first.hash, next_block(&key("k2"), None, snapshot(), &events).hash);
-        assert_ne!(first.hash, next_block(&key("k1"), None, snapshot(), &events[..1]).hash);
+        assert_ne!(first.hash, next_block(&key("k2"), None, snapshot(), &events, true).hash);
+        assert_ne!(
+            first.hash,
+            next_block(&key("k1"), None, snapshot(), &events[..1], true).hash
+        );
         let head = HeadRow {
             number: first.number,
             sealed_at: first.sealed_at,
@@ -671,7 +697,7 @@ mod tests {
             sealed_total: first.sealed_total,
             hash: first.hash.clone(),
         };
-        let second = next_block(&key("k1"), Some(&head), snapshot(), &[event(3)]);
+        let second = next_block(&key("k1"), Some(&head), snapshot(), &[event(3)], true);
         assert_eq!((second.number, second.sealed_total), (2, 3));
         assert!(
             block_mac(&key("k1"), &as_hash(&first.hash), &second)
@@ -695,8 +721,18 @@ mod tests {
             hash: vec![1; 32],
         };
         assert_eq!(
-            next_block(&key("k"), Some(&head), snapshot(), &[event(1)]).horizon,
+            next_block(&key("k"), Some(&head), snapshot(), &[event(1)], true).horizon,
             5000
+        );
+        // A block that leaves events for the next one keeps the horizon.
+        let low = HeadRow { horizon: 10, ..head };
+        assert_eq!(
+            next_block(&key("k"), Some(&low), snapshot(), &[event(1)], false).horizon,
+            10
+        );
+        assert_eq!(
+            next_block(&key("k"), Some(&low), snapshot(), &[event(1)], true).horizon,
+            2000
         );
     }
 }

@@ -99,11 +99,12 @@ pub async fn head(conn: &mut AsyncPgConnection) -> QueryResult<Option<HeadRow>> 
         .optional()
 }
 
-/// The committed events no block seals yet, from the newest block's horizon
-/// on, in id order.
-pub async fn unsealed(conn: &mut AsyncPgConnection, horizon: i64) -> QueryResult<Vec<SealedEventRow>> {
+/// Up to `limit` of the committed events no block seals yet, from the
+/// newest block's horizon on, in id order.
+pub async fn unsealed(conn: &mut AsyncPgConnection, horizon: i64, limit: i64) -> QueryResult<Vec<SealedEventRow>> {
     diesel::sql_query(include_str!("seal/unsealed.sql"))
         .bind::<BigInt, _>(horizon)
+        .bind::<BigInt, _>(limit)
         .load(conn)
         .await
 }

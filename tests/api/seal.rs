@@ -428,3 +428,32 @@ async fn a_late_commit_is_sealed_in_a_later_block_and_metrics_show_the_wait() {
     let (code, line) = verify(&db.url, &[]);
     assert_eq!(code, 0, "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_sealed_in_blocks_of_at_most_ten_thousand_events() {
+    let db = cluster::cluster().database(true).await;
+    let client = cluster::connect(&db.url).await.unwrap();
+    // Events written while no server ran.
+    client
+        .batch_execute(
+            "INSERT INTO audit_events (action, entity_type, entity_id, entity_ids) \
+             SELECT 'PATIENT_READ', 'PATIENT', p, ARRAY[p] \
+             FROM (SELECT gen_random_uuid() AS p FROM generate_series(1, 25000)) s",
+        )
+        .await
+        .unwrap();
+    let app = sealing_app(&db).await;
+    until_sealed(&db.url).await;
+    app.stop().await;
+    let sizes: Vec<i32> = client
+        .query("SELECT cardinality(event_ids) FROM audit_blocks ORDER BY number", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(sizes, vec![10_000, 10_000, 5_000]);
+    let (code, line) = verify(&db.url, &[]);
+    assert_eq!(code, 0, "{line}");
+    assert!(line.contains("3 block(s) seal 25000 event(s)"), "{line}");
+}
