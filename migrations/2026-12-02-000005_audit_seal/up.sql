@@ -19,8 +19,13 @@ CREATE TABLE audit_blocks (
     horizon      bigint      NOT NULL,
     -- The newest transaction among the block's events.
     newest_tx    bigint      NOT NULL,
-    -- The events sealed, in ascending order.
+    -- The events sealed, in ascending order, and the last of them.
     event_ids    bigint[]    NOT NULL CHECK (cardinality(event_ids) > 0),
+    last_event   bigint      NOT NULL,
+    -- Whether it sealed every event that waited. A backlog is sealed in
+    -- blocks of a bounded size, each taking the next events in id order;
+    -- until the last of them the horizon stays where it was.
+    complete     boolean     NOT NULL,
     -- SHA-256 of each event's sealed form, in the order of event_ids: tells
     -- which event changed.
     digests      bytea       NOT NULL,
@@ -31,7 +36,7 @@ CREATE TABLE audit_blocks (
 );
 -- The blocks that may hold events of transactions the newest horizon has
 -- not passed yet.
-CREATE INDEX audit_blocks_newest_tx_idx ON audit_blocks (newest_tx);
+CREATE INDEX audit_blocks_newest_tx_idx ON audit_blocks (newest_tx, last_event);
 
 CREATE FUNCTION audit_blocks_append_only() RETURNS trigger
 LANGUAGE plpgsql AS $$

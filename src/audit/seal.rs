@@ -119,6 +119,8 @@ fn block_mac(key: &SealKey, previous: &Hash, b: &BlockRow) -> Hmac<Sha256> {
         b.sealed_at.timestamp_micros(),
         b.horizon,
         b.newest_tx,
+        b.last_event,
+        i64::from(b.complete),
         b.sealed_total,
         b.event_ids.len() as i64,
     ] {
@@ -177,6 +179,8 @@ fn next_block(
         },
         newest_tx: events.iter().map(|e| e.tx).max().unwrap_or_default(),
         event_ids: events.iter().map(|e| e.id).collect(),
+        last_event: events.last().map_or(0, |e| e.id),
+        complete,
         digests,
         sealed_total: head.map_or(0, |h| h.sealed_total) + events.len() as i64,
         hash: Vec::new(),
@@ -211,11 +215,27 @@ pub async fn seal_once(conn: &mut AsyncPgConnection, key: &SealKey) -> anyhow::R
             let snapshot = store::snapshot(tx).await?;
             let head = store::head(tx).await?;
             let horizon = head.as_ref().map_or(0, |h| h.horizon);
-            let events = store::unsealed(tx, horizon, MAX_BLOCK_EVENTS as i64).await?;
+            let limit = MAX_BLOCK_EVENTS as i64;
+            // Within a backlog: the next full block after the previous one's
+            // last event. A block so read leaves the horizon alone, so any
+            // event it cannot see (a late commit with a smaller id) waits
+            // for the block that ends the backlog, which reads everything.
+            let mut events = Vec::new();
+            if let Some(h) = head.as_ref().filter(|h| !h.complete) {
+                events = store::unsealed(tx, horizon, h.last_event, limit).await?;
+                if events.len() < MAX_BLOCK_EVENTS {
+                    events.clear();
+                }
+            }
+            let complete = if events.is_empty() {
+                events = store::unsealed(tx, horizon, i64::MIN, limit).await?;
+                events.len() < MAX_BLOCK_EVENTS
+            } else {
+                false
+            };
             if events.is_empty() {
                 return Ok(None);
             }
-            let complete = events.len() < MAX_BLOCK_EVENTS;
             let block = next_block(key, head.as_ref(), snapshot, &events, complete);
             store::insert_block(tx, &block).await?;
             Ok(Some(Sealed {
@@ -684,6 +704,7 @@ mod tests {
         let events = [event(1), event(2)];
         let first = next_block(&key("k1"), None, snapshot(), &events, true);
         assert_eq!((first.number, first.sealed_total, first.newest_tx), (1, 2, 1002));
+        assert_eq!((first.last_event, first.complete), (2, true));
         assert_eq!(first.event_ids, vec![1, 2]);
         assert_ne!(first.hash, next_block(&key("k2"), None, snapshot(), &events, true).hash);
         assert_ne!(
@@ -694,6 +715,8 @@ mod tests {
             number: first.number,
             sealed_at: first.sealed_at,
             horizon: first.horizon,
+            last_event: first.last_event,
+            complete: first.complete,
             sealed_total: first.sealed_total,
             hash: first.hash.clone(),
         };
@@ -717,6 +740,8 @@ mod tests {
             number: 4,
             sealed_at: snapshot().now,
             horizon: 5000,
+            last_event: 10,
+            complete: true,
             sealed_total: 10,
             hash: vec![1; 32],
         };

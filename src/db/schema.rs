@@ -21,6 +21,8 @@ diesel::table! {
         horizon -> Int8,
         newest_tx -> Int8,
         event_ids -> Array<Int8>,
+        last_event -> Int8,
+        complete -> Bool,
         digests -> Bytea,
         sealed_total -> Int8,
         hash -> Bytea,

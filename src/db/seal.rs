@@ -35,6 +35,8 @@ pub struct BlockRow {
     pub horizon: i64,
     pub newest_tx: i64,
     pub event_ids: Vec<i64>,
+    pub last_event: i64,
+    pub complete: bool,
     pub digests: Vec<u8>,
     pub sealed_total: i64,
     pub hash: Vec<u8>,
@@ -47,6 +49,8 @@ pub struct HeadRow {
     pub number: i64,
     pub sealed_at: DateTime<Utc>,
     pub horizon: i64,
+    pub last_event: i64,
+    pub complete: bool,
     pub sealed_total: i64,
     pub hash: Vec<u8>,
 }
@@ -100,10 +104,16 @@ pub async fn head(conn: &mut AsyncPgConnection) -> QueryResult<Option<HeadRow>> 
 }
 
 /// Up to `limit` of the committed events no block seals yet, from the
-/// newest block's horizon on, in id order.
-pub async fn unsealed(conn: &mut AsyncPgConnection, horizon: i64, limit: i64) -> QueryResult<Vec<SealedEventRow>> {
+/// newest block's horizon on, with ids after `after`, in id order.
+pub async fn unsealed(
+    conn: &mut AsyncPgConnection,
+    horizon: i64,
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<SealedEventRow>> {
     diesel::sql_query(include_str!("seal/unsealed.sql"))
         .bind::<BigInt, _>(horizon)
+        .bind::<BigInt, _>(after)
         .bind::<BigInt, _>(limit)
         .load(conn)
         .await
