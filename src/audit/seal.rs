@@ -222,13 +222,13 @@ pub async fn seal_once(conn: &mut AsyncPgConnection, key: &SealKey) -> anyhow::R
             // for the block that ends the backlog, which reads everything.
             let mut events = Vec::new();
             if let Some(h) = head.as_ref().filter(|h| !h.complete) {
-                events = store::unsealed(tx, horizon, h.last_event, limit).await?;
+                events = store::unsealed(tx, horizon, Some(h.last_event), limit).await?;
                 if events.len() < MAX_BLOCK_EVENTS {
                     events.clear();
                 }
             }
             let complete = if events.is_empty() {
-                events = store::unsealed(tx, horizon, i64::MIN, limit).await?;
+                events = store::unsealed(tx, horizon, None, limit).await?;
                 events.len() < MAX_BLOCK_EVENTS
             } else {
                 false

@@ -104,19 +104,31 @@ pub async fn head(conn: &mut AsyncPgConnection) -> QueryResult<Option<HeadRow>> 
 }
 
 /// Up to `limit` of the committed events no block seals yet, from the
-/// newest block's horizon on, with ids after `after`, in id order.
+/// newest block's horizon on, in id order; with `after`, only those after
+/// that id (the previous block's last, while a backlog lasts).
 pub async fn unsealed(
     conn: &mut AsyncPgConnection,
     horizon: i64,
-    after: i64,
+    after: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<SealedEventRow>> {
-    diesel::sql_query(include_str!("seal/unsealed.sql"))
-        .bind::<BigInt, _>(horizon)
-        .bind::<BigInt, _>(after)
-        .bind::<BigInt, _>(limit)
-        .load(conn)
-        .await
+    match after {
+        None => {
+            diesel::sql_query(include_str!("seal/unsealed.sql"))
+                .bind::<BigInt, _>(horizon)
+                .bind::<BigInt, _>(limit)
+                .load(conn)
+                .await
+        }
+        Some(after) => {
+            diesel::sql_query(include_str!("seal/unsealed_after.sql"))
+                .bind::<BigInt, _>(horizon)
+                .bind::<BigInt, _>(after)
+                .bind::<BigInt, _>(limit)
+                .load(conn)
+                .await
+        }
+    }
 }
 
 pub async fn insert_block(conn: &mut AsyncPgConnection, block: &BlockRow) -> QueryResult<()> {

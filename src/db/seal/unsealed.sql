@@ -4,16 +4,13 @@
 -- transaction had ended when that block was sealed, so its events are in a
 -- block already. Of those, the events already in a block that may hold such
 -- transactions' events (newest_tx at or after the horizon) are left out.
--- At most $3, in id order, after id $2: while a backlog is sealed block
--- after block, each block reads only the events after the previous one's
--- last (an index range), not the whole backlog again.
+-- At most $2, in id order.
 SELECT e.id, e.at, e.actor_id, e.action, e.entity_type, e.entity_id, e.request_id, e.entity_ids, e.tx
 FROM audit_events e
 WHERE e.tx >= $1
-  AND e.id > $2
   AND NOT EXISTS (
       SELECT 1
       FROM audit_blocks b CROSS JOIN LATERAL unnest(b.event_ids) AS s(id)
-      WHERE b.newest_tx >= $1 AND b.last_event > $2 AND s.id = e.id)
+      WHERE b.newest_tx >= $1 AND s.id = e.id)
 ORDER BY e.id
-LIMIT $3
+LIMIT $2
