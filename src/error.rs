@@ -37,7 +37,11 @@ pub enum AppError {
     /// A server or connection limit on subscriptions was reached.
     #[error("too many subscriptions")]
     TooManySubscriptions,
-    /// The database could not be reached in time.
+    /// The database could not be reached in time, or could not confirm a
+    /// write (the connection was lost around its commit, the commit was not
+    /// confirmed by the synchronous standby, the primary is read-only during
+    /// a failover): the request may or may not have taken effect, and may be
+    /// sent again (with the same `Idempotency-Key`, for a create).
     #[error("the service is temporarily unavailable; try again")]
     Unavailable,
     #[error("internal server error")]
@@ -61,6 +65,9 @@ impl AppError {
         let mut extensions = serde_json::json!({ "code": self.code() });
         if let Some(field) = self.field() {
             extensions["field"] = field.into();
+        }
+        if self.retryable() {
+            extensions["retryable"] = true.into();
         }
         serde_json::json!({
             "error": { "code": self.code(), "message": message, "field": self.field() },
@@ -98,6 +105,11 @@ impl AppError {
         }
     }
 
+    /// Whether the same request may succeed if sent again.
+    pub fn retryable(&self) -> bool {
+        matches!(self, Self::Unavailable)
+    }
+
     /// The input field the error is about, where there is one.
     pub fn field(&self) -> Option<&'static str> {
         match self {
@@ -120,8 +132,29 @@ impl AppError {
 
 impl From<diesel::result::Error> for AppError {
     fn from(err: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
         match err {
-            diesel::result::Error::NotFound => Self::NotFound,
+            Error::NotFound => Self::NotFound,
+            // The connection failed under the statement (or its commit, so
+            // it may have committed), the primary was demoted, or the
+            // transaction lost a race: all worth the same request again.
+            Error::DatabaseError(
+                DatabaseErrorKind::UnableToSendCommand
+                | DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::ReadOnlyTransaction
+                | DatabaseErrorKind::SerializationFailure,
+                ref info,
+            ) => {
+                tracing::warn!(
+                    error = info.message(),
+                    "a database statement failed; the client may retry"
+                );
+                Self::Unavailable
+            }
+            Error::RollbackErrorOnCommit { .. } | Error::BrokenTransactionManager => {
+                tracing::warn!("a commit's outcome is unknown; the client may retry");
+                Self::Unavailable
+            }
             other => Self::Internal(other.into()),
         }
     }

@@ -121,14 +121,59 @@ pub fn establish(url: &str) -> BoxFuture<'_, ConnectionResult<AsyncPgConnection>
         let bad = |e: tokio_postgres::Error| diesel::ConnectionError::BadConnection(e.to_string());
         if config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
             let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(bad)?;
-            AsyncPgConnection::try_from_client_and_connection(client, connection).await
+            tokio::spawn(drive(connection));
+            AsyncPgConnection::try_from(client).await
         } else {
             let tls = tls::connector().map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
             let (client, connection) = config.connect(tls).await.map_err(bad)?;
-            AsyncPgConnection::try_from_client_and_connection(client, connection).await
+            tokio::spawn(drive(connection));
+            AsyncPgConnection::try_from(client).await
         }
     }
     .boxed()
+}
+
+/// Drives one connection until it closes, reading what the server says
+/// between answers. A commit that PostgreSQL reports as done although its
+/// wait for the synchronous standby was cut short (a demotion, a fast
+/// shutdown, a cancel: "the transaction has already committed locally, but
+/// might not have been replicated to the standby") is not a durable write:
+/// a failover can lose it. The server says so with a warning just before it
+/// reports the commit, so the connection is dropped right there, before the
+/// commit's answer is read: the caller sees a lost connection, which it
+/// answers as a retryable failure, never as success.
+async fn drive<S, T>(mut connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt as _;
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    while let Some(message) = messages.next().await {
+        match message {
+            Ok(tokio_postgres::AsyncMessage::Notice(notice)) if unsure_commit(&notice) => {
+                tracing::warn!(
+                    notice = notice.message(),
+                    "a commit was not confirmed by the synchronous standby; dropping the connection so that it \
+                     is not acknowledged"
+                );
+                return;
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::debug!(error = %err, "a database connection closed");
+                return;
+            }
+        }
+    }
+}
+
+/// The warning of a commit whose wait for synchronous replication was cut
+/// short (PostgreSQL's syncrep.c, in English as the server logs it).
+fn unsure_commit(notice: &tokio_postgres::error::DbError) -> bool {
+    notice.parsed_severity() == Some(tokio_postgres::error::Severity::Warning)
+        && (notice.message().contains("wait for synchronous replication")
+            || notice.detail().is_some_and(|d| d.contains("committed locally")))
 }
 
 /// The keyset condition "after this row" for a page ordered by `(key, id)`:

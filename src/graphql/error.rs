@@ -7,12 +7,16 @@ use async_graphql::{ErrorExtensionValues, ServerError, Value};
 
 use crate::error::AppError;
 
-/// `extensions.code`, and `extensions.field` where the error names one.
+/// `extensions.code`, `extensions.field` where the error names one, and
+/// `extensions.retryable` where the same request may succeed if sent again.
 fn extensions(err: &AppError) -> ErrorExtensionValues {
     let mut extensions = ErrorExtensionValues::default();
     extensions.set("code", err.code());
     if let Some(field) = err.field() {
         extensions.set("field", field);
+    }
+    if err.retryable() {
+        extensions.set("retryable", true);
     }
     extensions
 }

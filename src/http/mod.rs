@@ -132,7 +132,13 @@ fn internal_error_response() -> Response {
 /// The answer to a request that failed before any transport could shape it
 /// (a panic, a timeout).
 fn failure_response(err: &AppError) -> Response {
-    (err.status(), axum::Json(err.failure_body())).into_response()
+    let mut response = (err.status(), axum::Json(err.failure_body())).into_response();
+    if err.retryable() {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+    }
+    response
 }
 
 /// Gives a body to the bodiless failures of the middleware (the timeout's 503).

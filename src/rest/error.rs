@@ -81,6 +81,9 @@ impl IntoResponse for ApiError {
             AppError::TooManyRequests => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("900"));
             }
+            AppError::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
             _ => {}
         }
         response

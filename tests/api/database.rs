@@ -146,6 +146,123 @@ async fn two_servers_migrate_one_database_at_once() {
     b.gql_as(&ann.token, ME, json!({})).await.assert_ok();
 }
 
+/// A commit that PostgreSQL reports as done although its wait for the
+/// synchronous standby was cut short is not durable: a failover to that
+/// standby loses it. Here no standby ever confirms (`synchronous_standby_names`
+/// names one that does not exist), so each change waits at its `COMMIT` until
+/// the test cancels the wait (as a statement timeout would) or ends the
+/// backend (as a fast shutdown does). The change is committed on this
+/// server, but the client must get a retryable failure, never success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_the_standby_did_not_confirm_is_not_acknowledged() {
+    let dir = ScratchDir::new("syncrep");
+    let mut pg = EmbeddedPostgres::start(Options::throwaway(dir.path().join("pg")))
+        .await
+        .unwrap();
+    pg.ensure_database("app").await.unwrap();
+    let admin = pg.admin_client().await.unwrap();
+    // The throwaway cluster commits without waiting, for speed; the app's
+    // sessions wait, as on a real primary.
+    admin
+        .batch_execute("ALTER DATABASE app SET synchronous_commit = 'on'")
+        .await
+        .unwrap();
+    let app = TestApp::spawn_on(&pg.url("app"), |_| {}).await;
+    let ann = app.signup("ann").await;
+    let patient = app.create_patient(&ann.token, "Pat").await;
+    for statement in [
+        "ALTER SYSTEM SET synchronous_standby_names = 'nobody'",
+        "SELECT pg_reload_conf()",
+    ] {
+        admin.batch_execute(statement).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (how, stop) in [
+        ("graphql, cancelled", "pg_cancel_backend"),
+        ("graphql, terminated", "pg_terminate_backend"),
+        ("rest, cancelled", "pg_cancel_backend"),
+    ] {
+        let name = format!("Unconfirmed {how}");
+        let request = {
+            let (url, client, token) = (app.address.clone(), app.client.clone(), ann.token.clone());
+            let (name, patient) = (name.clone(), patient.clone());
+            let rest = how.starts_with("rest");
+            tokio::spawn(async move {
+                let request = if rest {
+                    client
+                        .put(format!("{url}/api/patients/{patient}"))
+                        .json(&json!({ "name": name }))
+                } else {
+                    client.post(format!("{url}/graphql")).json(&json!({
+                        "query": "mutation($id: ID!, $i: UpdatePatientInput!) { updatePatient(id: $id, input: $i) { id name } }",
+                        "variables": { "id": patient, "i": { "name": name } },
+                    }))
+                };
+                let resp = request.bearer_auth(token).send().await.unwrap();
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                (
+                    resp.status().as_u16(),
+                    retry_after,
+                    resp.json::<serde_json::Value>().await.unwrap(),
+                )
+            })
+        };
+        // The commit waits for the standby; cut the wait short.
+        let mut cut = false;
+        for _ in 0..100 {
+            let n: i64 = admin
+                .query_one(
+                    &format!("SELECT count({stop}(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"),
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if n > 0 {
+                cut = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(cut, "{how}: no commit waited for the standby");
+        let (status, retry_after, body) = request.await.unwrap();
+        if how.starts_with("rest") {
+            assert_eq!(status, 503, "{how}: {body}");
+            assert_eq!(retry_after.as_deref(), Some("1"), "{how}");
+            assert_eq!(body["error"]["code"], "INTERNAL_SERVER_ERROR", "{how}: {body}");
+        } else {
+            assert_eq!(body["data"], serde_json::Value::Null, "{how}: {body}");
+            assert_eq!(body["errors"][0]["extensions"]["retryable"], true, "{how}: {body}");
+            assert_eq!(
+                body["errors"][0]["extensions"]["code"], "INTERNAL_SERVER_ERROR",
+                "{how}: {body}"
+            );
+        }
+        // Yet the change is there, on this server alone.
+        let db = crate::common::cluster::connect(&pg.url("app")).await.unwrap();
+        let now: String = db
+            .query_one("SELECT name FROM patients WHERE id = $1::text::uuid", &[&patient])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(now, name, "{how}: the commit went through locally");
+    }
+    // With the standby requirement gone, changes are acknowledged again.
+    for statement in [
+        "ALTER SYSTEM RESET synchronous_standby_names",
+        "SELECT pg_reload_conf()",
+    ] {
+        admin.batch_execute(statement).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.create_patient(&ann.token, "Confirmed").await;
+    app.stop().await;
+    pg.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_the_database() {
     let dir = ScratchDir::new("ready");
