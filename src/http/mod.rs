@@ -134,9 +134,10 @@ fn internal_error_response() -> Response {
 fn failure_response(err: &AppError) -> Response {
     let mut response = (err.status(), axum::Json(err.failure_body())).into_response();
     if err.retryable() {
-        response
-            .headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
     }
     response
 }
