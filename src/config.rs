@@ -138,32 +138,14 @@ impl Config {
         {
             return Err(invalid("DATABASE_URL", "is not a valid PostgreSQL connection string"));
         }
-        let jwt_secret = match get("JWT_SECRET") {
-            Some(s) if s.len() < MIN_JWT_SECRET_BYTES => {
-                return Err(invalid("JWT_SECRET", "must be at least 32 bytes"));
-            }
-            Some(s) => Some(SecretString::new(s)),
-            None if database_url.is_some() => {
-                return Err(invalid(
-                    "JWT_SECRET",
-                    "must be set (at least 32 bytes) when DATABASE_URL is set",
-                ));
-            }
-            None => None,
-        };
-        let audit_seal_key = match get("AUDIT_SEAL_KEY") {
-            Some(s) if s.len() < MIN_AUDIT_SEAL_KEY_BYTES => {
-                return Err(invalid("AUDIT_SEAL_KEY", "must be at least 32 bytes"));
-            }
-            Some(s) => Some(SecretString::new(s)),
-            None if database_url.is_some() => {
-                return Err(invalid(
-                    "AUDIT_SEAL_KEY",
-                    "must be set (at least 32 bytes) when DATABASE_URL is set",
-                ));
-            }
-            None => None,
-        };
+        let external = database_url.is_some();
+        let jwt_secret = secret("JWT_SECRET", get("JWT_SECRET"), MIN_JWT_SECRET_BYTES, external)?;
+        let audit_seal_key = secret(
+            "AUDIT_SEAL_KEY",
+            get("AUDIT_SEAL_KEY"),
+            MIN_AUDIT_SEAL_KEY_BYTES,
+            external,
+        )?;
         let audit_seal_interval = seal_interval(get("AUDIT_SEAL_INTERVAL"))?;
 
         let host = parse_or("HOST", get("HOST"), "127.0.0.1".parse().ok(), |s| {
@@ -317,6 +299,25 @@ fn duration(
                 humantime::format_duration(max)
             ),
         )),
+    }
+}
+
+/// A secret of at least `min` bytes: required with an external database
+/// (`external`), else kept in the data folder by the embedded default.
+fn secret(
+    setting: &'static str,
+    raw: Option<String>,
+    min: usize,
+    external: bool,
+) -> Result<Option<SecretString>, ConfigError> {
+    match raw {
+        Some(s) if s.len() < min => Err(invalid(setting, format!("must be at least {min} bytes"))),
+        Some(s) => Ok(Some(SecretString::new(s))),
+        None if external => Err(invalid(
+            setting,
+            format!("must be set (at least {min} bytes) when DATABASE_URL is set"),
+        )),
+        None => Ok(None),
     }
 }
 

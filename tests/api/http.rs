@@ -16,15 +16,7 @@ async fn health_readiness_and_metrics() {
     let ann = app.signup("ann").await;
     app.gql_as(&ann.token, ME, json!({})).await.assert_ok();
     app.gql(ME, json!({})).await.assert_code("UNAUTHENTICATED");
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     for needle in [
         "graphql_requests_total{operation=\"query\"} 2",
         "graphql_requests_total{operation=\"mutation\"} 1",

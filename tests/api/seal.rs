@@ -393,15 +393,7 @@ async fn a_late_commit_is_sealed_in_a_later_block_and_metrics_show_the_wait() {
     slow.batch_execute("COMMIT").await.unwrap();
     let mut waiting = String::new();
     for _ in 0..200 {
-        let body = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = app.metrics().await;
         if body.contains("audit_unsealed_events 1") {
             waiting = body;
             break;

@@ -198,6 +198,12 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let resp = self.client.get(self.url("/metrics")).send().await.expect("metrics");
+        resp.text().await.expect("metrics text")
+    }
+
     pub async fn gql(&self, query: &str, variables: Value) -> Gql {
         self.gql_with(None, query, variables).await
     }
