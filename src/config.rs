@@ -146,7 +146,13 @@ impl Config {
             MIN_AUDIT_SEAL_KEY_BYTES,
             external,
         )?;
-        let audit_seal_interval = seal_interval(get("AUDIT_SEAL_INTERVAL"))?;
+        // From 100 ms, for the tests that watch sealing.
+        let audit_seal_interval = duration(
+            "AUDIT_SEAL_INTERVAL",
+            get("AUDIT_SEAL_INTERVAL"),
+            Duration::from_secs(5),
+            Duration::from_millis(100)..=Duration::from_secs(3600),
+        )?;
 
         let host = parse_or("HOST", get("HOST"), "127.0.0.1".parse().ok(), |s| {
             s.parse::<IpAddr>().ok()
@@ -156,13 +162,13 @@ impl Config {
             "ACCESS_TOKEN_TTL",
             get("ACCESS_TOKEN_TTL"),
             Duration::from_secs(15 * 60),
-            Duration::from_secs(24 * 3600),
+            Duration::from_secs(1)..=Duration::from_secs(24 * 3600),
         )?;
         let refresh_token_ttl = duration(
             "REFRESH_TOKEN_TTL",
             get("REFRESH_TOKEN_TTL"),
             Duration::from_secs(30 * 24 * 3600),
-            Duration::from_secs(365 * 24 * 3600),
+            Duration::from_secs(1)..=Duration::from_secs(365 * 24 * 3600),
         )?;
         let bcrypt_cost = number("BCRYPT_COST", get("BCRYPT_COST"), 12, 4, 31)?;
         let database_pool_size = number(
@@ -219,7 +225,7 @@ impl Config {
                 "REQUEST_TIMEOUT",
                 get("REQUEST_TIMEOUT"),
                 d.request_timeout,
-                Duration::from_secs(3600),
+                Duration::from_secs(1)..=Duration::from_secs(3600),
             )?,
         };
         let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "data".to_owned()));
@@ -281,7 +287,7 @@ fn duration(
     setting: &'static str,
     raw: Option<String>,
     default: Duration,
-    max: Duration,
+    allowed: std::ops::RangeInclusive<Duration>,
 ) -> Result<Duration, ConfigError> {
     let Some(raw) = raw else { return Ok(default) };
     let raw = raw.trim();
@@ -291,12 +297,13 @@ fn duration(
         .ok()
         .or_else(|| humantime::parse_duration(raw).ok());
     match parsed {
-        Some(d) if d >= Duration::from_secs(1) && d <= max => Ok(d),
+        Some(d) if allowed.contains(&d) => Ok(d),
         _ => Err(invalid(
             setting,
             format!(
-                "must be a duration from 1s to {} (seconds, or like `15m`)",
-                humantime::format_duration(max)
+                "must be a duration from {} to {} (seconds, or like `15m`)",
+                humantime::format_duration(*allowed.start()),
+                humantime::format_duration(*allowed.end())
             ),
         )),
     }
@@ -318,27 +325,6 @@ fn secret(
             format!("must be set (at least {min} bytes) when DATABASE_URL is set"),
         )),
         None => Ok(None),
-    }
-}
-
-/// `AUDIT_SEAL_INTERVAL`: 5 s by default; from 100 ms (for tests that watch
-/// sealing) to an hour.
-fn seal_interval(raw: Option<String>) -> Result<Duration, ConfigError> {
-    let Some(raw) = raw else {
-        return Ok(Duration::from_secs(5));
-    };
-    let raw = raw.trim();
-    let parsed = raw
-        .parse::<u64>()
-        .map(Duration::from_secs)
-        .ok()
-        .or_else(|| humantime::parse_duration(raw).ok());
-    match parsed {
-        Some(d) if d >= Duration::from_millis(100) && d <= Duration::from_secs(3600) => Ok(d),
-        _ => Err(invalid(
-            "AUDIT_SEAL_INTERVAL",
-            "must be a duration from 100ms to 1h (seconds, or like `5s`)",
-        )),
     }
 }
 

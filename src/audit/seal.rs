@@ -87,15 +87,15 @@ fn event_form(e: &SealedEventRow, out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(EVENT_FORM);
-    out.extend_from_slice(&e.id.to_be_bytes());
-    out.extend_from_slice(&e.at.timestamp_micros().to_be_bytes());
-    uuid(out, e.actor_id);
-    text(out, Some(&e.action));
-    text(out, Some(&e.entity_type));
-    uuid(out, e.entity_id);
-    text(out, e.request_id.as_deref());
-    out.extend_from_slice(&(e.entity_ids.len() as u64).to_be_bytes());
-    for id in &e.entity_ids {
+    out.extend_from_slice(&e.event.id.to_be_bytes());
+    out.extend_from_slice(&e.event.at.timestamp_micros().to_be_bytes());
+    uuid(out, e.event.actor_id);
+    text(out, Some(&e.event.action));
+    text(out, Some(&e.event.entity_type));
+    uuid(out, e.event.entity_id);
+    text(out, e.event.request_id.as_deref());
+    out.extend_from_slice(&(e.event.entity_ids.len() as u64).to_be_bytes());
+    for id in &e.event.entity_ids {
         out.extend_from_slice(id.as_bytes());
     }
     out.extend_from_slice(&e.tx.to_be_bytes());
@@ -178,8 +178,8 @@ fn next_block(
             previous_horizon
         },
         newest_tx: events.iter().map(|e| e.tx).max().unwrap_or_default(),
-        event_ids: events.iter().map(|e| e.id).collect(),
-        last_event: events.last().map_or(0, |e| e.id),
+        event_ids: events.iter().map(|e| e.event.id).collect(),
+        last_event: events.last().map_or(0, |e| e.event.id),
         complete,
         digests,
         sealed_total: head.map_or(0, |h| h.sealed_total) + events.len() as i64,
@@ -586,7 +586,7 @@ async fn check_block(
         )));
     }
     let rows = store::events_by_ids(conn, &block.event_ids).await?;
-    let rows: std::collections::HashMap<i64, SealedEventRow> = rows.into_iter().map(|r| (r.id, r)).collect();
+    let rows: std::collections::HashMap<i64, SealedEventRow> = rows.into_iter().map(|r| (r.event.id, r)).collect();
     for (i, id) in block.event_ids.iter().enumerate() {
         let event = Some(*id);
         let Some(row) = rows.get(id) else {
@@ -595,7 +595,7 @@ async fn check_block(
         if block.digests.get(i * 32..(i + 1) * 32) != Some(&digest(row)[..]) {
             return Ok(Some(broken(block.number, event, "the event was changed")));
         }
-        if row.at > block.sealed_at {
+        if row.event.at > block.sealed_at {
             return Ok(Some(broken(
                 block.number,
                 event,
@@ -603,14 +603,14 @@ async fn check_block(
             )));
         }
         if let Some(p) = previous
-            && row.at < p.sealed_at - late
+            && row.event.at < p.sealed_at - late
         {
             return Ok(Some(broken(
                 block.number,
                 event,
                 format!(
                     "an event dated {} was added afterwards: block {}, sealed at {}, should have covered it",
-                    row.at.to_rfc3339(),
+                    row.event.at.to_rfc3339(),
                     p.number,
                     p.sealed_at.to_rfc3339()
                 ),
@@ -646,14 +646,16 @@ mod tests {
 
     fn event(id: i64) -> SealedEventRow {
         SealedEventRow {
-            id,
-            at: DateTime::from_timestamp(1_800_000_000, 123_000).unwrap_or_default(),
-            actor_id: Some(uuid::Uuid::from_u128(7)),
-            action: "PATIENT_READ".into(),
-            entity_type: "PATIENT".into(),
-            entity_id: Some(uuid::Uuid::from_u128(9)),
-            request_id: Some("req-1".into()),
-            entity_ids: vec![uuid::Uuid::from_u128(9)],
+            event: crate::db::audit::AuditRow {
+                id,
+                at: DateTime::from_timestamp(1_800_000_000, 123_000).unwrap_or_default(),
+                actor_id: Some(uuid::Uuid::from_u128(7)),
+                action: "PATIENT_READ".into(),
+                entity_type: "PATIENT".into(),
+                entity_id: Some(uuid::Uuid::from_u128(9)),
+                request_id: Some("req-1".into()),
+                entity_ids: vec![uuid::Uuid::from_u128(9)],
+            },
             tx: 1000 + id,
         }
     }
@@ -670,15 +672,15 @@ mod tests {
         let base = event(1);
         let same = digest(&base);
         let changes: Vec<fn(&mut SealedEventRow)> = vec![
-            |e| e.id += 1,
-            |e| e.at += chrono::Duration::microseconds(1),
-            |e| e.actor_id = None,
-            |e| e.action = "PATIENTS_READ".into(),
-            |e| e.entity_type = "DOCTOR".into(),
-            |e| e.entity_id = None,
-            |e| e.request_id = Some("req-2".into()),
-            |e| e.request_id = None,
-            |e| e.entity_ids.push(uuid::Uuid::from_u128(10)),
+            |e| e.event.id += 1,
+            |e| e.event.at += chrono::Duration::microseconds(1),
+            |e| e.event.actor_id = None,
+            |e| e.event.action = "PATIENTS_READ".into(),
+            |e| e.event.entity_type = "DOCTOR".into(),
+            |e| e.event.entity_id = None,
+            |e| e.event.request_id = Some("req-2".into()),
+            |e| e.event.request_id = None,
+            |e| e.event.entity_ids.push(uuid::Uuid::from_u128(10)),
             |e| e.tx += 1,
         ];
         for change in changes {
@@ -692,10 +694,10 @@ mod tests {
     fn fields_cannot_run_into_each_other() {
         let mut a = event(1);
         let mut b = event(1);
-        a.action = "PATIENT_READ".into();
-        a.entity_type = "XPATIENT".into();
-        b.action = "PATIENT_READX".into();
-        b.entity_type = "PATIENT".into();
+        a.event.action = "PATIENT_READ".into();
+        a.event.entity_type = "XPATIENT".into();
+        b.event.action = "PATIENT_READX".into();
+        b.event.entity_type = "PATIENT".into();
         assert_ne!(digest(&a), digest(&b));
     }
 

@@ -8,22 +8,19 @@ use diesel::{
     sql_types::{BigInt, Bool, Nullable, Timestamptz},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
-use super::schema::{audit_blocks, audit_events};
+use super::{
+    audit::AuditRow,
+    schema::{audit_blocks, audit_events},
+};
 
-/// An event as the seal covers it: every column.
-#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable)]
+/// An event as the seal covers it: every column, the writing transaction
+/// included.
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = audit_events, check_for_backend(Pg))]
 pub struct SealedEventRow {
-    pub id: i64,
-    pub at: DateTime<Utc>,
-    pub actor_id: Option<Uuid>,
-    pub action: String,
-    pub entity_type: String,
-    pub entity_id: Option<Uuid>,
-    pub request_id: Option<String>,
-    pub entity_ids: Vec<Uuid>,
+    #[diesel(embed)]
+    pub event: AuditRow,
     pub tx: i64,
 }
 
