@@ -60,6 +60,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 }
 
 fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    // serde's derived structs also take a JSON array of their fields in
+    // order (`[]` is an update that changes nothing); a body is an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AppError::bad_input("body", "must be one JSON object"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
@@ -223,6 +228,14 @@ mod tests {
     struct Sample {
         name: String,
         date_of_birth: Option<chrono::NaiveDate>,
+    }
+
+    #[test]
+    fn a_body_is_an_object_not_an_array() {
+        for body in ["[]", r#"["Ann", null]"#, " [ ]", "null", "\"Ann\""] {
+            assert_eq!(field_of(body), "body", "{body}");
+        }
+        assert!(parse_body::<Sample>(br#" {"name": "Ann"}"#).is_ok());
     }
 
     fn field_of(body: &str) -> &'static str {
