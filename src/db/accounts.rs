@@ -6,7 +6,10 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::schema::{login_failures, refresh_tokens, users};
+use super::{
+    one,
+    schema::{login_failures, refresh_tokens, users},
+};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
@@ -29,11 +32,10 @@ pub struct NewUserRow<'a> {
 }
 
 pub async fn insert_user(conn: &mut AsyncPgConnection, new: &NewUserRow<'_>) -> QueryResult<UserRow> {
-    diesel::insert_into(users::table)
+    let query = diesel::insert_into(users::table)
         .values(new)
-        .returning(UserRow::as_returning())
-        .get_result(conn)
-        .await
+        .returning(UserRow::as_returning());
+    query.load(conn).await.and_then(one)
 }
 
 pub async fn find_user(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<UserRow>> {

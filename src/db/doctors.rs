@@ -6,7 +6,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{
-    KeysetTable, keyset_after,
+    KeysetTable, keyset_after, one,
     schema::{doctors, mappings, patients},
 };
 use crate::{
@@ -57,11 +57,10 @@ pub struct DoctorChanges {
 pub const LICENSE_NUMBER_KEY: &str = "doctors_license_number_key";
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: NewDoctorRow) -> QueryResult<DoctorRow> {
-    diesel::insert_into(doctors::table)
+    let query = diesel::insert_into(doctors::table)
         .values(new)
-        .returning(DoctorRow::as_returning())
-        .get_result(conn)
-        .await
+        .returning(DoctorRow::as_returning());
+    query.load(conn).await.and_then(one)
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<DoctorRow>> {
@@ -97,11 +96,10 @@ pub async fn lock_shared(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<
 }
 
 pub async fn update(conn: &mut AsyncPgConnection, id: Uuid, changes: DoctorChanges) -> QueryResult<DoctorRow> {
-    diesel::update(doctors::table.find(id))
+    let query = diesel::update(doctors::table.find(id))
         .set(changes)
-        .returning(DoctorRow::as_returning())
-        .get_result(conn)
-        .await
+        .returning(DoctorRow::as_returning());
+    query.load(conn).await.and_then(one)
 }
 
 pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<usize> {

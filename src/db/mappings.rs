@@ -8,7 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{
-    KeysetTable, keyset_after,
+    KeysetTable, keyset_after, one,
     schema::{mappings, patients},
 };
 use crate::{
@@ -35,15 +35,14 @@ pub async fn insert(
     doctor_id: Uuid,
     assigned_by: Uuid,
 ) -> QueryResult<MappingRow> {
-    diesel::insert_into(mappings::table)
+    let query = diesel::insert_into(mappings::table)
         .values((
             mappings::patient_id.eq(patient_id),
             mappings::doctor_id.eq(doctor_id),
             mappings::assigned_by.eq(assigned_by),
         ))
-        .returning(MappingRow::as_returning())
-        .get_result(conn)
-        .await
+        .returning(MappingRow::as_returning());
+    query.load(conn).await.and_then(one)
 }
 
 pub async fn find_visible(conn: &mut AsyncPgConnection, viewer: &Viewer, id: Uuid) -> QueryResult<Option<MappingRow>> {
@@ -64,15 +63,13 @@ pub async fn delete_visible(
     id: Uuid,
 ) -> QueryResult<Option<MappingRow>> {
     let visible_patients = patients::table.filter(visible_to(viewer)).select(patients::id);
-    diesel::delete(
+    let query = diesel::delete(
         mappings::table
             .filter(mappings::id.eq(id))
             .filter(mappings::patient_id.eq_any(visible_patients)),
     )
-    .returning(MappingRow::as_returning())
-    .get_result(conn)
-    .await
-    .optional()
+    .returning(MappingRow::as_returning());
+    query.load(conn).await.and_then(one).optional()
 }
 
 /// Deletes a patient's assignments (the caller has checked the patient).

@@ -176,6 +176,20 @@ fn unsure_commit(notice: &tokio_postgres::error::DbError) -> bool {
             || notice.detail().is_some_and(|d| d.contains("committed locally")))
 }
 
+/// The one row a statement that writes returns, once its commit is known:
+/// `query.load(conn).await.and_then(one)`.
+///
+/// Run on its own, a statement commits after PostgreSQL has sent its rows:
+/// `get_result` hands back the first row as soon as it arrives, before the
+/// commit (and before any warning that the synchronous standby did not
+/// confirm it), so a write could be answered as done and then be lost.
+/// `load` reads the answer to its end (PostgreSQL's ready-for-query, which
+/// follows the commit) at no extra round trip. Every write that returns rows
+/// is read this way, in a transaction or not; `execute` reads to the end too.
+pub fn one<U>(rows: Vec<U>) -> diesel::QueryResult<U> {
+    rows.into_iter().next().ok_or(diesel::result::Error::NotFound)
+}
+
 /// The keyset condition "after this row" for a page ordered by `(key, id)`:
 /// `(table.key, table.id) > (k, id)` ascending, `<` descending, as one row
 /// comparison so that PostgreSQL walks the `(key, id)` index. Only the fixed

@@ -14,7 +14,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{
-    KeysetTable, keyset_after,
+    KeysetTable, keyset_after, one,
     schema::{mappings, patients},
 };
 use crate::{
@@ -137,8 +137,9 @@ pub async fn read_audited(conn: &mut AsyncPgConnection, viewer: &Viewer, id: Uui
         .filter(visible_to(viewer))
         .select(PatientRow::as_select());
     Audited::new(rows, viewer, Action::PatientRead)
-        .get_result(conn)
+        .load(conn)
         .await
+        .and_then(one)
         .optional()
 }
 
@@ -152,8 +153,9 @@ pub async fn insert_audited(
         .values(new)
         .returning(PatientRow::as_returning());
     Audited::new(rows, viewer, Action::PatientCreated)
-        .get_result(conn)
+        .load(conn)
         .await
+        .and_then(one)
 }
 
 /// Whether the viewer may see this patient, locking it against a concurrent
@@ -176,20 +178,16 @@ pub async fn update_visible(
     id: Uuid,
     changes: PatientChanges,
 ) -> QueryResult<Option<PatientRow>> {
-    diesel::update(patients::table.filter(patients::id.eq(id)).filter(visible_to(viewer)))
+    let query = diesel::update(patients::table.filter(patients::id.eq(id)).filter(visible_to(viewer)))
         .set(changes)
-        .returning(PatientRow::as_returning())
-        .get_result(conn)
-        .await
-        .optional()
+        .returning(PatientRow::as_returning());
+    query.load(conn).await.and_then(one).optional()
 }
 
 pub async fn delete_visible(conn: &mut AsyncPgConnection, viewer: &Viewer, id: Uuid) -> QueryResult<Option<Uuid>> {
-    diesel::delete(patients::table.filter(patients::id.eq(id)).filter(visible_to(viewer)))
-        .returning(patients::id)
-        .get_result(conn)
-        .await
-        .optional()
+    let query =
+        diesel::delete(patients::table.filter(patients::id.eq(id)).filter(visible_to(viewer))).returning(patients::id);
+    query.load(conn).await.and_then(one).optional()
 }
 
 fn listed(viewer: &Viewer, pattern: Option<&str>) -> patients::BoxedQuery<'static, Pg> {

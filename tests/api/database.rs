@@ -153,6 +153,13 @@ async fn two_servers_migrate_one_database_at_once() {
 /// the test cancels the wait (as a statement timeout would) or ends the
 /// backend (as a fast shutdown does). The change is committed on this
 /// server, but the client must get a retryable failure, never success.
+/// A request of the standby test.
+enum Sent {
+    Gql(&'static str, serde_json::Value),
+    Anonymous(&'static str, serde_json::Value),
+    Rest(&'static str, String, serde_json::Value),
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_the_standby_did_not_confirm_is_not_acknowledged() {
     let dir = ScratchDir::new("syncrep");
@@ -170,6 +177,7 @@ async fn a_commit_the_standby_did_not_confirm_is_not_acknowledged() {
     let app = TestApp::spawn_on(&pg.url("app"), |_| {}).await;
     let ann = app.signup("ann").await;
     let patient = app.create_patient(&ann.token, "Pat").await;
+    let doctor = app.create_doctor(&ann.token, "Dr Who", "Cardiology").await;
     for statement in [
         "ALTER SYSTEM SET synchronous_standby_names = 'nobody'",
         "SELECT pg_reload_conf()",
@@ -177,28 +185,117 @@ async fn a_commit_the_standby_did_not_confirm_is_not_acknowledged() {
         admin.batch_execute(statement).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    for (how, stop) in [
-        ("graphql, cancelled", "pg_cancel_backend"),
-        ("graphql, terminated", "pg_terminate_backend"),
-        ("rest, cancelled", "pg_cancel_backend"),
-    ] {
-        let name = format!("Unconfirmed {how}");
+    let db = crate::common::cluster::connect(&pg.url("app")).await.unwrap();
+    let reads = "SELECT count(*) FROM audit_events WHERE action = 'PATIENT_READ'";
+    // Each case: how it is sent, how the wait is cut short, and what it wrote
+    // (on this server alone) as a count that must grow by one.
+    let cases: Vec<(&str, &str, Sent, String)> = vec![
+        (
+            "updatePatient, cancelled",
+            "pg_cancel_backend",
+            Sent::Gql(
+                "mutation($id: ID!) { updatePatient(id: $id, input: { name: \"Upd 1\" }) { id name } }",
+                json!({ "id": patient }),
+            ),
+            "SELECT count(*) FROM patients WHERE name = 'Upd 1'".into(),
+        ),
+        (
+            "updatePatient, terminated",
+            "pg_terminate_backend",
+            Sent::Gql(
+                "mutation($id: ID!) { updatePatient(id: $id, input: { name: \"Upd 2\" }) { id name } }",
+                json!({ "id": patient }),
+            ),
+            "SELECT count(*) FROM patients WHERE name = 'Upd 2'".into(),
+        ),
+        (
+            "PUT /api/patients/{id}, cancelled",
+            "pg_cancel_backend",
+            Sent::Rest("PUT", format!("/api/patients/{patient}"), json!({ "name": "Upd 3" })),
+            "SELECT count(*) FROM patients WHERE name = 'Upd 3'".into(),
+        ),
+        (
+            "createPatient, cancelled",
+            "pg_cancel_backend",
+            Sent::Gql(
+                "mutation { createPatient(input: { name: \"New 1\" }) { id name } }",
+                json!({}),
+            ),
+            "SELECT count(*) FROM patients WHERE name = 'New 1'".into(),
+        ),
+        (
+            "POST /api/patients, terminated",
+            "pg_terminate_backend",
+            Sent::Rest("POST", "/api/patients".into(), json!({ "name": "New 2" })),
+            "SELECT count(*) FROM patients WHERE name = 'New 2'".into(),
+        ),
+        (
+            "createDoctor, cancelled",
+            "pg_cancel_backend",
+            Sent::Gql(
+                "mutation { createDoctor(input: { name: \"Dr New\", specialization: \"Oncology\" }) { id } }",
+                json!({}),
+            ),
+            "SELECT count(*) FROM doctors WHERE name = 'Dr New'".into(),
+        ),
+        (
+            "assignDoctor, cancelled",
+            "pg_cancel_backend",
+            Sent::Gql(
+                "mutation($p: ID!, $d: ID!) { assignDoctor(input: { patientId: $p, doctorId: $d }) { id } }",
+                json!({ "p": patient, "d": doctor }),
+            ),
+            "SELECT count(*) FROM mappings".into(),
+        ),
+        (
+            "register, cancelled",
+            "pg_cancel_backend",
+            Sent::Anonymous(
+                crate::common::REGISTER,
+                json!({ "input": { "name": "Bo", "email": "bo@example.org", "password": crate::common::PASSWORD } }),
+            ),
+            "SELECT count(*) FROM users WHERE email = 'bo@example.org'".into(),
+        ),
+        // A record is served only once its PATIENT_READ event is durable.
+        (
+            "patient(id), cancelled",
+            "pg_cancel_backend",
+            Sent::Gql(
+                "query($id: ID!) { patient(id: $id) { id name } }",
+                json!({ "id": patient }),
+            ),
+            reads.into(),
+        ),
+        (
+            "GET /api/patients/{id}, terminated",
+            "pg_terminate_backend",
+            Sent::Rest("GET", format!("/api/patients/{patient}"), serde_json::Value::Null),
+            reads.into(),
+        ),
+        (
+            "patients list, cancelled",
+            "pg_cancel_backend",
+            Sent::Gql("{ patients(first: 5) { edges { node { id name } } } }", json!({})),
+            "SELECT count(*) FROM audit_events WHERE action = 'PATIENTS_READ'".into(),
+        ),
+    ];
+    for (how, stop, sent, written) in cases {
+        let before: i64 = db.query_one(&written, &[]).await.unwrap().get(0);
         let request = {
             let (url, client, token) = (app.address.clone(), app.client.clone(), ann.token.clone());
-            let (name, patient) = (name.clone(), patient.clone());
-            let rest = how.starts_with("rest");
             tokio::spawn(async move {
-                let request = if rest {
-                    client
-                        .put(format!("{url}/api/patients/{patient}"))
-                        .json(&json!({ "name": name }))
-                } else {
-                    client.post(format!("{url}/graphql")).json(&json!({
-                        "query": "mutation($id: ID!, $i: UpdatePatientInput!) { updatePatient(id: $id, input: $i) { id name } }",
-                        "variables": { "id": patient, "i": { "name": name } },
-                    }))
+                let anonymous = matches!(sent, Sent::Anonymous(..));
+                let request = match sent {
+                    Sent::Rest(method, path, body) => {
+                        let request = client.request(method.parse().unwrap(), format!("{url}{path}"));
+                        if body.is_null() { request } else { request.json(&body) }
+                    }
+                    Sent::Gql(query, variables) | Sent::Anonymous(query, variables) => client
+                        .post(format!("{url}/graphql"))
+                        .json(&json!({ "query": query, "variables": variables })),
                 };
-                let resp = request.bearer_auth(token).send().await.unwrap();
+                let request = if anonymous { request } else { request.bearer_auth(token) };
+                let resp = request.send().await.unwrap();
                 let retry_after = resp
                     .headers()
                     .get("retry-after")
@@ -229,7 +326,10 @@ async fn a_commit_the_standby_did_not_confirm_is_not_acknowledged() {
         }
         assert!(cut, "{how}: no commit waited for the standby");
         let (status, retry_after, body) = request.await.unwrap();
-        if how.starts_with("rest") {
+        if body.get("errors").is_none() && body.get("error").is_none() {
+            panic!("{how}: acknowledged a commit the standby never confirmed: {status} {body}");
+        }
+        if how.contains(" /api/") {
             assert_eq!(status, 503, "{how}: {body}");
             assert_eq!(retry_after.as_deref(), Some("1"), "{how}");
             assert_eq!(body["error"]["code"], "INTERNAL_SERVER_ERROR", "{how}: {body}");
@@ -242,13 +342,8 @@ async fn a_commit_the_standby_did_not_confirm_is_not_acknowledged() {
             );
         }
         // Yet the change is there, on this server alone.
-        let db = crate::common::cluster::connect(&pg.url("app")).await.unwrap();
-        let now: String = db
-            .query_one("SELECT name FROM patients WHERE id = $1::text::uuid", &[&patient])
-            .await
-            .unwrap()
-            .get(0);
-        assert_eq!(now, name, "{how}: the commit went through locally");
+        let after: i64 = db.query_one(&written, &[]).await.unwrap().get(0);
+        assert_eq!(after, before + 1, "{how}: the commit went through locally");
     }
     // With the standby requirement gone, changes are acknowledged again.
     for statement in [
