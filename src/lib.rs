@@ -11,6 +11,7 @@ pub mod doctors;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod idempotency;
 pub mod input;
 pub mod mappings;
 pub mod paging;

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod audit;
 pub mod doctors;
 pub mod embedded;
+pub mod idempotency;
 pub mod listen;
 pub mod mappings;
 pub mod migrate;

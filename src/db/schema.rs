@@ -44,6 +44,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    idempotency_keys (user_id, key) {
+        user_id -> Uuid,
+        key -> Text,
+        operation -> Text,
+        fingerprint -> Bytea,
+        entity_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     login_failures (id) {
         id -> Int8,
         email_key -> Text,
@@ -103,6 +114,7 @@ diesel::table! {
 }
 
 diesel::joinable!(doctors -> users (created_by));
+diesel::joinable!(idempotency_keys -> users (user_id));
 diesel::joinable!(mappings -> doctors (doctor_id));
 diesel::joinable!(mappings -> patients (patient_id));
 diesel::joinable!(mappings -> users (assigned_by));
@@ -113,6 +125,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_blocks,
     audit_events,
     doctors,
+    idempotency_keys,
     login_failures,
     mappings,
     patients,

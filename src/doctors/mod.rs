@@ -16,6 +16,7 @@ use crate::{
         mappings as mapping_store,
     },
     error::{AppError, AppResult, OnConstraint as _},
+    idempotency::{self, Claim, IdempotencyKey, Keyed},
     input::{self, Change, SearchTerm},
     paging::{Cursor, Limit, Order, Page},
     viewer::Viewer,
@@ -57,7 +58,7 @@ impl From<DoctorRow> for Doctor {
 }
 
 /// A new doctor, as both transports receive it (the REST body as it is).
-#[derive(Default, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(as = CreateDoctorBody)]
 pub struct CreateDoctor {
@@ -129,7 +130,10 @@ const LICENSE_TAKEN: AppError = AppError::Conflict {
     message: "another doctor has this licence number",
 };
 
-pub async fn create(db: &Db, viewer: &Viewer, input: CreateDoctor) -> AppResult<Doctor> {
+/// Creates a doctor, or with an idempotency key already used for this same
+/// input, answers with the doctor that key made.
+pub async fn create(db: &Db, viewer: &Viewer, input: CreateDoctor, key: Option<&IdempotencyKey>) -> AppResult<Doctor> {
+    let keyed = key.map(|key| Keyed::new(key, "createDoctor", &input));
     let new = NewDoctorRow {
         name: input::label("name", &input.name)?,
         specialization: input::label("specialization", &input.specialization)?,
@@ -140,6 +144,14 @@ pub async fn create(db: &Db, viewer: &Viewer, input: CreateDoctor) -> AppResult<
     };
     let mut conn = db.conn().await?;
     conn.transaction(async |tx| {
+        if let Some(keyed) = &keyed
+            && let Claim::Made(id) = idempotency::claim(tx, viewer, keyed).await?
+        {
+            return Ok(store::find(tx, id)
+                .await?
+                .ok_or_else(idempotency::made_and_gone)?
+                .into());
+        }
         let row = store::insert(tx, new)
             .await
             .on_unique(LICENSE_NUMBER_KEY, LICENSE_TAKEN)?;
@@ -148,6 +160,9 @@ pub async fn create(db: &Db, viewer: &Viewer, input: CreateDoctor) -> AppResult<
             &[Event::by(viewer, Action::DoctorCreated, EntityType::Doctor, row.id)],
         )
         .await?;
+        if let Some(keyed) = &keyed {
+            idempotency::settle(tx, viewer, keyed, row.id).await?;
+        }
         Ok(row.into())
     })
     .await

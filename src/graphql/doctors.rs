@@ -12,6 +12,7 @@ use super::{
 use crate::{
     db::Db,
     doctors::{self, CreateDoctor, Doctor, DoctorQuery, UpdateDoctor},
+    idempotency::IdempotencyKey,
     input::{SearchTerm, parse_id},
     paging::{self, Cursor, Order},
 };
@@ -192,7 +193,8 @@ impl DoctorMutations {
             phone: input.phone,
             license_number: input.license_number,
         };
-        Ok(doctors::create(db, viewer, input).await?.into())
+        let key = ctx.data_opt::<IdempotencyKey>();
+        Ok(doctors::create(db, viewer, input, key).await?.into())
     }
 
     /// Only the doctor's creator or an admin.

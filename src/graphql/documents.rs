@@ -9,7 +9,10 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::{
+    Positioned,
+    parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition, OperationType},
+};
 
 /// Documents longer than this are parsed every time: real clients' operations
 /// are far shorter, and the cache's memory stays small (at most
@@ -64,14 +67,22 @@ impl Documents {
 /// one, or the only one. `None` when there is no such operation (execution
 /// then refuses the request).
 pub fn operation_type(document: &ExecutableDocument, operation_name: Option<&str>) -> Option<OperationType> {
-    let operation = match (&document.operations, operation_name) {
+    operation(document, operation_name).map(|op| op.node.ty)
+}
+
+/// The operation that a request for `operation_name` in `document` runs (see
+/// `operation_type`).
+pub fn operation<'a>(
+    document: &'a ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<&'a Positioned<OperationDefinition>> {
+    match (&document.operations, operation_name) {
         (DocumentOperations::Single(op), None) => Some(op),
         (DocumentOperations::Single(_), Some(_)) => None,
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
         (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
         (DocumentOperations::Multiple(_), None) => None,
-    };
-    operation.map(|op| op.node.ty)
+    }
 }
 
 #[cfg(test)]

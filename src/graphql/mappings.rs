@@ -12,6 +12,7 @@ use super::{
 use crate::{
     db::Db,
     error::AppError,
+    idempotency::IdempotencyKey,
     input::parse_id,
     mappings::{self, Mapping, MappingQuery},
     paging::{Cursor, Order},
@@ -120,7 +121,8 @@ impl MappingMutations {
         let (db, viewer) = request_viewer(ctx)?;
         let patient_id = parse_id("patientId", &input.patient_id)?;
         let doctor_id = parse_id("doctorId", &input.doctor_id)?;
-        Ok(mappings::assign(db, viewer, patient_id, doctor_id).await?.into())
+        let key = ctx.data_opt::<IdempotencyKey>();
+        Ok(mappings::assign(db, viewer, patient_id, doctor_id, key).await?.into())
     }
 
     /// Removes a doctor from a patient; returns the deleted mapping id.

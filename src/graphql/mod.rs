@@ -38,6 +38,7 @@ use crate::{
     db::Db,
     error::AppError,
     http::{bearer_token, is_json, request_id},
+    idempotency::IdempotencyKey,
     viewer::Viewer,
 };
 
@@ -167,6 +168,23 @@ fn root_field_names<'a>(document: &'a ExecutableDocument, set: &'a SelectionSet)
     let mut names = Vec::new();
     collect(document, set, 0, &mut names);
     names
+}
+
+/// How many of the mutations that take an `Idempotency-Key` the request's
+/// operation selects.
+fn keyed_fields(request: &mut async_graphql::Request) -> usize {
+    const KEYED: [&str; 3] = ["createPatient", "createDoctor", "assignDoctor"];
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
+        return 0;
+    };
+    match documents::operation(document, name.as_deref()) {
+        Some(op) if op.node.ty == OperationType::Mutation => root_field_names(document, &op.node.selection_set.node)
+            .iter()
+            .filter(|name| KEYED.contains(name))
+            .count(),
+        _ => 0,
+    }
 }
 
 /// The SDL that `schema.graphql` must equal.
@@ -316,6 +334,10 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) ->
 }
 
 async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> Response {
+    let key = match IdempotencyKey::from_headers(headers) {
+        Ok(key) => key,
+        Err(err) => return error_response(StatusCode::BAD_REQUEST, &err),
+    };
     let request_id = request_id(headers);
     let viewer = bearer_token(headers)
         .and_then(|token| state.services.accounts.authenticate(token).ok())
@@ -339,6 +361,23 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
         .data(RequestId(request_id.map(str::to_owned)));
     let started = std::time::Instant::now();
     let kinds: Vec<Option<OperationType>> = batch.iter_mut().map(|r| state.documents.prepare(r)).collect();
+    if let Some(key) = key {
+        // The key covers the one create of the request; with several, a
+        // retry could not tell which one it answers for.
+        let keyed: Vec<usize> = batch.iter_mut().map(keyed_fields).collect();
+        if keyed.iter().sum::<usize>() > 1 {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &AppError::bad_input(
+                    "Idempotency-Key",
+                    "one key covers one createPatient, createDoctor or assignDoctor: send each in a request of its own",
+                ),
+            );
+        }
+        if let Some(request) = batch.iter_mut().zip(keyed).find_map(|(r, n)| (n == 1).then_some(r)) {
+            request.data.insert(key);
+        }
+    }
     let schema = state.schemas.for_batch(&mut batch);
     let mut response = batch::run(queue, schema.execute_batch(batch)).await;
     let seconds = started.elapsed().as_secs_f64();

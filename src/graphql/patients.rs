@@ -13,6 +13,7 @@ use super::{
 use crate::{
     audit::Served,
     db::Db,
+    idempotency::IdempotencyKey,
     input::{SearchTerm, parse_id},
     paging::{self, Cursor, Order, Page},
     patients::{self, CreatePatient, Patient, PatientQuery, UpdatePatient},
@@ -254,7 +255,8 @@ impl PatientMutations {
             address: input.address,
             medical_history: input.medical_history,
         };
-        Ok(patients::create(db, viewer, input).await?.into())
+        let key = ctx.data_opt::<IdempotencyKey>();
+        Ok(patients::create(db, viewer, input, key).await?.into())
     }
 
     async fn update_patient(&self, ctx: &Context<'_>, id: ID, input: UpdatePatientInput) -> Result<PatientNode> {

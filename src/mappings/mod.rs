@@ -17,6 +17,7 @@ use crate::{
         patients as patient_store,
     },
     error::{AppError, AppResult, OnConstraint as _},
+    idempotency::{self, Claim, IdempotencyKey, Keyed},
     paging::{Cursor, Limit, Page},
     viewer::Viewer,
 };
@@ -49,9 +50,24 @@ impl From<MappingRow> for Mapping {
 
 use crate::doctors::Doctor;
 
-pub async fn assign(db: &Db, viewer: &Viewer, patient_id: Uuid, doctor_id: Uuid) -> AppResult<Mapping> {
+/// Assigns a doctor to a patient, or with an idempotency key already used
+/// for this same pair, answers with the assignment that key made.
+pub async fn assign(
+    db: &Db,
+    viewer: &Viewer,
+    patient_id: Uuid,
+    doctor_id: Uuid,
+    key: Option<&IdempotencyKey>,
+) -> AppResult<Mapping> {
+    let keyed = key.map(|key| Keyed::new(key, "assignDoctor", &(patient_id, doctor_id)));
     let mut conn = db.conn().await?;
     conn.transaction(async |tx| {
+        if let Some(keyed) = &keyed
+            && let Claim::Made(id) = idempotency::claim(tx, viewer, keyed).await?
+        {
+            let made = store::find_visible(tx, viewer, id).await?;
+            return Ok(made.ok_or_else(idempotency::made_and_gone)?.into());
+        }
         // Locked so that neither can be deleted before this commits.
         if !patient_store::lock_visible(tx, viewer, patient_id).await? {
             return Err(AppError::NotFound);
@@ -73,6 +89,9 @@ pub async fn assign(db: &Db, viewer: &Viewer, patient_id: Uuid, doctor_id: Uuid)
             &[Event::on_mapping(viewer, Action::MappingCreated, Assigned::from(&row))],
         )
         .await?;
+        if let Some(keyed) = &keyed {
+            idempotency::settle(tx, viewer, keyed, row.id).await?;
+        }
         Ok(row.into())
     })
     .await

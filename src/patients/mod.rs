@@ -17,6 +17,7 @@ use crate::{
         patients::{self as store, NewPatientRow, PatientChanges, PatientRow},
     },
     error::{AppError, AppResult},
+    idempotency::{self, Claim, IdempotencyKey, Keyed},
     input::{self, Change, PersonName, SearchTerm, TextLimit},
     paging::{Cursor, Limit, Order, Page},
     viewer::Viewer,
@@ -101,7 +102,7 @@ impl From<PatientRow> for Patient {
 }
 
 /// A new patient, as both transports receive it (the REST body as it is).
-#[derive(Default, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(as = CreatePatientBody)]
 pub struct CreatePatient {
@@ -212,10 +213,34 @@ impl UpdatePatient {
 }
 
 /// Creates the patient and its `PATIENT_CREATED` event in one statement.
-pub async fn create(db: &Db, viewer: &Viewer, input: CreatePatient) -> AppResult<Patient> {
+/// Creates a patient, or with an idempotency key already used for this same
+/// input, answers with the patient that key made (a read, audited as one).
+pub async fn create(
+    db: &Db,
+    viewer: &Viewer,
+    input: CreatePatient,
+    key: Option<&IdempotencyKey>,
+) -> AppResult<Patient> {
+    let keyed = key.map(|key| Keyed::new(key, "createPatient", &input));
     let new = input.parse(viewer)?;
     let mut conn = db.conn().await?;
-    Ok(store::insert_audited(&mut conn, viewer, new).await?.into())
+    let Some(keyed) = keyed else {
+        return Ok(store::insert_audited(&mut conn, viewer, new).await?.into());
+    };
+    conn.transaction(async |tx| {
+        let row = match idempotency::claim(tx, viewer, &keyed).await? {
+            Claim::Made(id) => store::read_audited(tx, viewer, id)
+                .await?
+                .ok_or_else(idempotency::made_and_gone)?,
+            Claim::Fresh => {
+                let row = store::insert_audited(tx, viewer, new).await?;
+                idempotency::settle(tx, viewer, &keyed, row.id).await?;
+                row
+            }
+        };
+        Ok(row.into())
+    })
+    .await
 }
 
 /// The patient, if the viewer may see it; the read and its `PATIENT_READ`

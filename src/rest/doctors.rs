@@ -11,7 +11,7 @@ use axum::{
 use super::{
     RestState, created,
     error::{ApiResult, ErrorBody},
-    extract::{Auth, Body, Id, SearchQuery, Searching},
+    extract::{Auth, Body, Id, Idempotency, IdempotencyHeader, SearchQuery, Searching},
     page,
 };
 use crate::{
@@ -25,6 +25,7 @@ use crate::{
     operation_id = "createDoctor",
     post, path = "/api/doctors", tag = "doctors",
     request_body = CreateDoctor,
+    params(IdempotencyHeader),
     responses(
         (status = 201, description = "The new doctor", body = Doctor,
             headers(("Location" = String, description = "The doctor's URL")),
@@ -33,16 +34,17 @@ use crate::{
                 ("UpdateDoctor" = (operation_id = "updateDoctor", parameters(("id" = "$response.body#/id")))),
                 ("DeleteDoctor" = (operation_id = "deleteDoctor", parameters(("id" = "$response.body#/id")))),
             )),
-        (status = 409, description = "Another doctor has this licence number", body = ErrorBody),
+        (status = 409, description = "Another doctor has this licence number, or the Idempotency-Key was used for a different request", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub async fn create(
     State(app): State<RestState>,
     Auth(viewer): Auth,
+    Idempotency(key): Idempotency,
     Body(input): Body<CreateDoctor>,
 ) -> ApiResult<Response> {
-    let doctor = doctors::create(&app.db, &viewer, input).await?;
+    let doctor = doctors::create(&app.db, &viewer, input, key.as_ref()).await?;
     Ok(created(&format!("/api/doctors/{}", doctor.id), doctor))
 }
 

@@ -16,6 +16,7 @@ use super::{RestState, error::ApiError};
 use crate::{
     error::AppError,
     http::{bearer_token, is_json, request_id},
+    idempotency::IdempotencyKey,
     input::{SearchTerm, parse_id},
     paging::{Cursor, Limit},
     viewer::Viewer,
@@ -108,6 +109,35 @@ fn body_error(fields: &'static [&'static str], path: &str, err: &serde_json::Err
 
 /// A record id from the path: a UUID, or 400 on `id`.
 pub struct Id(pub Uuid);
+
+/// The request's `Idempotency-Key`, if it sent one (see `crate::idempotency`).
+pub struct Idempotency(pub Option<IdempotencyKey>);
+
+/// `Idempotency-Key`, as the REST API's document describes it.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IdempotencyHeader {
+    /// Makes the create safe to send again: the same key from the same user
+    /// within 24 hours answers with what the first request made (201 again,
+    /// no second record); with a different body it is 409. A UUID is a good
+    /// key.
+    #[param(
+        rename = "Idempotency-Key",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[!#-\[\]-~]([ !#-\[\]-~]*[!#-\[\]-~])?$"
+    )]
+    idempotency_key: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(Self(IdempotencyKey::from_headers(&parts.headers)?))
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for Id {
     type Rejection = ApiError;

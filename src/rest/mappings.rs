@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::{
     RestState,
     error::{ApiResult, ErrorBody},
-    extract::{Auth, Body, Id, ListQuery, Paging},
+    extract::{Auth, Body, Id, Idempotency, IdempotencyHeader, ListQuery, Paging},
     page,
 };
 use crate::{
@@ -38,6 +38,7 @@ pub struct AssignBody {
     operation_id = "assignDoctor",
     post, path = "/api/mappings", tag = "mappings",
     request_body = AssignBody,
+    params(IdempotencyHeader),
     responses(
         (status = 201, description = "The new assignment", body = Mapping,
             links(
@@ -46,18 +47,19 @@ pub struct AssignBody {
                 ("RemoveMapping" = (operation_id = "removeMapping", parameters(("id" = "$response.body#/id")))),
             )),
         (status = 404, description = "No such patient (or not the caller's), or no such doctor", body = ErrorBody),
-        (status = 409, description = "This doctor is already assigned to this patient", body = ErrorBody),
+        (status = 409, description = "This doctor is already assigned to this patient, or the Idempotency-Key was used for a different request", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub async fn create(
     State(app): State<RestState>,
     Auth(viewer): Auth,
+    Idempotency(key): Idempotency,
     Body(body): Body<AssignBody>,
 ) -> ApiResult<Response> {
     let patient_id = parse_id("patientId", &body.patient_id)?;
     let doctor_id = parse_id("doctorId", &body.doctor_id)?;
-    let mapping = mappings::assign(&app.db, &viewer, patient_id, doctor_id).await?;
+    let mapping = mappings::assign(&app.db, &viewer, patient_id, doctor_id, key.as_ref()).await?;
     // No `Location`: `/api/mappings/{id}` reads a patient's doctors but
     // deletes an assignment, so no single URL names the new assignment.
     Ok((StatusCode::CREATED, Json(mapping)).into_response())

@@ -9,8 +9,8 @@ use axum::{
 
 use super::{
     RestState, created,
-    error::ApiResult,
-    extract::{Auth, Body, Id, SearchQuery, Searching},
+    error::{ApiResult, ErrorBody},
+    extract::{Auth, Body, Id, Idempotency, IdempotencyHeader, SearchQuery, Searching},
     page,
 };
 use crate::{
@@ -25,22 +25,25 @@ use crate::{
     operation_id = "createPatient",
     post, path = "/api/patients", tag = "patients",
     request_body = CreatePatient,
-    responses((status = 201, description = "The new patient", body = Patient,
+    params(IdempotencyHeader),
+    responses((status = 201, description = "The new patient (or, sent again with its Idempotency-Key, the one it made)", body = Patient,
         headers(("Location" = String, description = "The patient's URL")),
         links(
             ("GetPatient" = (operation_id = "getPatient", parameters(("id" = "$response.body#/id")))),
             ("UpdatePatient" = (operation_id = "updatePatient", parameters(("id" = "$response.body#/id")))),
             ("DeletePatient" = (operation_id = "deletePatient", parameters(("id" = "$response.body#/id")))),
             ("DoctorsOfPatient" = (operation_id = "listDoctorsOfPatient", parameters(("id" = "$response.body#/id")))),
-        ))),
+        )),
+        (status = 409, description = "The Idempotency-Key was used for a different request", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub async fn create(
     State(app): State<RestState>,
     Auth(viewer): Auth,
+    Idempotency(key): Idempotency,
     Body(input): Body<CreatePatient>,
 ) -> ApiResult<Response> {
-    let patient = patients::create(&app.db, &viewer, input).await?;
+    let patient = patients::create(&app.db, &viewer, input, key.as_ref()).await?;
     Ok(created(&format!("/api/patients/{}", patient.id), patient))
 }
 

@@ -35,13 +35,22 @@ async fn migrations_apply_revert_and_apply_again() {
     assert_eq!(migrate::run(&url).await.unwrap().len(), applied.len());
 }
 
+/// Reverts the newest migrations, down to and including `version`.
+async fn revert_through(url: &str, version: &str) {
+    for _ in 0..20 {
+        if migrate::revert_newest(url).await.unwrap() == version {
+            return;
+        }
+    }
+    panic!("migration {version} was never reverted");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_entity_ids_migration_fills_in_the_existing_events() {
     let db = crate::common::cluster::cluster().database(false).await;
     let url = db.url.clone();
     migrate::run(&url).await.unwrap();
-    assert_eq!(migrate::revert_newest(&url).await.unwrap(), "20261202000005");
-    assert_eq!(migrate::revert_newest(&url).await.unwrap(), "20261201000004");
+    revert_through(&url, "20261201000004").await;
     let client = crate::common::cluster::connect(&url).await.unwrap();
     // Events as the trail held them before: a patient's, a live assignment's,
     // a removed assignment's, and a failed login of an unknown email.
@@ -98,7 +107,7 @@ async fn events_from_before_the_seal_are_sealed_by_the_first_block() {
     let db = crate::common::cluster::cluster().database(false).await;
     let url = db.url.clone();
     migrate::run(&url).await.unwrap();
-    assert_eq!(migrate::revert_newest(&url).await.unwrap(), "20261202000005");
+    revert_through(&url, "20261202000005").await;
     let client = crate::common::cluster::connect(&url).await.unwrap();
     client
         .batch_execute(

@@ -14,6 +14,7 @@ mod database;
 mod doctors;
 mod embedded;
 mod http;
+mod idempotency;
 mod mappings;
 mod nplusone;
 mod paging;
