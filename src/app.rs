@@ -4,9 +4,10 @@
 use std::{future::Future, io::Write as _, net::SocketAddr, path::Path, sync::Arc};
 
 use anyhow::Context as _;
-use axum::{Router, routing::get};
+use axum::{Router, error_handling::HandleErrorLayer, routing::get};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use tokio::net::TcpListener;
+use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer, load_shed::LoadShedLayer};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
@@ -222,7 +223,11 @@ impl Application {
         if !applied.is_empty() {
             tracing::info!(count = applied.len(), "applied migrations");
         }
-        let db = Db::connect(database.url.expose(), config.database_pool_size)?;
+        let db = Db::connect(
+            database.url.expose(),
+            config.database_pool_size,
+            config.database_connect_timeout,
+        )?;
         let keys = TokenKeys::new(database.jwt_secret.expose().as_bytes(), config.access_token_ttl);
         let accounts = Accounts::new(
             db.clone(),
@@ -254,14 +259,27 @@ impl Application {
             db: state.db.clone(),
             accounts: state.services.accounts.clone(),
         });
-        let routes = Router::new()
+        // The API, under a limit of requests at once: past it a request is
+        // refused at once (503, Retry-After) instead of queueing without
+        // bound. Health checks and metrics stay outside, so that a busy
+        // server is not taken for a dead one. Global: axum layers each route
+        // on its own, and the limit is the server's.
+        let api = Router::new()
             .route("/graphql", get(graphql::get).post(graphql::post))
-            .route("/graphql/assets/{name}", get(graphql::asset))
             .route("/graphql/ws", get(ws::handler))
+            .merge(rest)
+            .layer(
+                ServiceBuilder::new()
+                    .layer(HandleErrorLayer::new(http::overloaded))
+                    .layer(LoadShedLayer::new())
+                    .layer(GlobalConcurrencyLimitLayer::new(config.max_concurrent_requests)),
+            );
+        let routes = Router::new()
+            .merge(api)
+            .route("/graphql/assets/{name}", get(graphql::asset))
             .route("/healthz", get(health::healthz))
             .route("/readyz", get(health::readyz))
             .route("/metrics", get(http::metrics::handler))
-            .merge(rest)
             .merge(SwaggerUi::new(rest::DOCS_PATH).url(rest::OPENAPI_PATH, openapi))
             .fallback(http::not_found);
         let router = http::with_middleware(routes, &state);

@@ -81,6 +81,11 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     pub bcrypt_cost: u32,
     pub database_pool_size: usize,
+    /// How long a request waits for a database connection before it fails
+    /// with a retryable error.
+    pub database_connect_timeout: Duration,
+    /// API requests served at once; more are refused at once with 503.
+    pub max_concurrent_requests: usize,
     pub cors_allowed_origins: CorsOrigins,
     pub introspection: bool,
     pub log_format: LogFormat,
@@ -178,6 +183,19 @@ impl Config {
             1,
             1000,
         )?;
+        let database_connect_timeout = duration(
+            "DATABASE_CONNECT_TIMEOUT",
+            get("DATABASE_CONNECT_TIMEOUT"),
+            crate::db::CONNECT_TIMEOUT,
+            Duration::from_millis(100)..=Duration::from_secs(60),
+        )?;
+        let max_concurrent_requests = number(
+            "MAX_CONCURRENT_REQUESTS",
+            get("MAX_CONCURRENT_REQUESTS"),
+            default_max_concurrent_requests(database_pool_size),
+            1,
+            100_000,
+        )?;
         let cors_allowed_origins = cors(get("CORS_ALLOWED_ORIGINS"))?;
         let introspection = boolean("GRAPHQL_INTROSPECTION", get("GRAPHQL_INTROSPECTION"), true)?;
         let log_format = match get("LOG_FORMAT").as_deref().map(str::trim) {
@@ -242,6 +260,8 @@ impl Config {
             refresh_token_ttl,
             bcrypt_cost,
             database_pool_size,
+            database_connect_timeout,
+            max_concurrent_requests,
             cors_allowed_origins,
             introspection,
             log_format,
@@ -257,6 +277,14 @@ impl Config {
 pub fn default_pool_size() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     (cores * 4).max(8)
+}
+
+/// Four requests per pooled connection: enough to keep every connection
+/// busy while requests parse, authenticate and serialise, few enough that a
+/// served request never queues behind more than a few rounds of the pool
+/// (bench/README.md, "Overload").
+pub fn default_max_concurrent_requests(pool_size: usize) -> usize {
+    pool_size * 4
 }
 
 fn parse_or<T>(

@@ -44,6 +44,10 @@ pub enum AppError {
     /// sent again (with the same `Idempotency-Key`, for a create).
     #[error("the service is temporarily unavailable; try again")]
     Unavailable,
+    /// The server is serving as many requests as it may
+    /// (`MAX_CONCURRENT_REQUESTS`): this one was not started.
+    #[error("the server is busy; try again shortly")]
+    Busy,
     #[error("internal server error")]
     Internal(#[source] anyhow::Error),
 }
@@ -85,7 +89,7 @@ impl AppError {
             Self::Conflict { .. } => "CONFLICT",
             Self::TooManyRequests | Self::TooManySubscriptions => "TOO_MANY_REQUESTS",
             Self::SubscriberTooSlow => "INTERNAL_SERVER_ERROR",
-            Self::Unavailable | Self::Internal(_) => "INTERNAL_SERVER_ERROR",
+            Self::Unavailable | Self::Busy | Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
 
@@ -100,14 +104,14 @@ impl AppError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooManyRequests | Self::TooManySubscriptions => StatusCode::TOO_MANY_REQUESTS,
             Self::SubscriberTooSlow => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// Whether the same request may succeed if sent again.
     pub fn retryable(&self) -> bool {
-        matches!(self, Self::Unavailable)
+        matches!(self, Self::Unavailable | Self::Busy)
     }
 
     /// The input field the error is about, where there is one.
@@ -139,15 +143,25 @@ impl From<diesel::result::Error> for AppError {
             // it may have committed), the primary was demoted, or the
             // transaction lost a race: all worth the same request again.
             Error::DatabaseError(
-                DatabaseErrorKind::UnableToSendCommand
+                kind @ (DatabaseErrorKind::UnableToSendCommand
                 | DatabaseErrorKind::ClosedConnection
                 | DatabaseErrorKind::ReadOnlyTransaction
-                | DatabaseErrorKind::SerializationFailure,
+                | DatabaseErrorKind::SerializationFailure),
                 ref info,
             ) => {
+                if matches!(kind, DatabaseErrorKind::ReadOnlyTransaction) {
+                    crate::db::saw_read_only();
+                }
                 tracing::warn!(
                     error = info.message(),
                     "a database statement failed; the client may retry"
+                );
+                Self::Unavailable
+            }
+            Error::DatabaseError(DatabaseErrorKind::Unknown, ref info) if session_ended(info.message()) => {
+                tracing::warn!(
+                    error = info.message(),
+                    "the database ended the session under a statement; the client may retry"
                 );
                 Self::Unavailable
             }
@@ -158,6 +172,19 @@ impl From<diesel::result::Error> for AppError {
             other => Self::Internal(other.into()),
         }
     }
+}
+
+/// Whether PostgreSQL's error says that it ended the session (a shutdown, a
+/// restart, a crash, the primary's demotion: SQLSTATE class 57, which the
+/// driver does not name) or refused it while starting or stopping, or that
+/// the transaction lost a deadlock. The server's English messages are
+/// matched, as diesel passes on the text but not the SQLSTATE; a server set
+/// to another `lc_messages` gets these as internal errors, never as success.
+fn session_ended(message: &str) -> bool {
+    message.starts_with("terminating connection")
+        || message.starts_with("the database system is")
+        || message.starts_with("canceling statement due to conflict with recovery")
+        || message == "deadlock detected"
 }
 
 /// Maps a unique violation of the named constraint (or unique index) to a
@@ -204,6 +231,7 @@ mod tests {
             ),
             (AppError::TooManyRequests, "TOO_MANY_REQUESTS", 429),
             (AppError::Unavailable, "INTERNAL_SERVER_ERROR", 503),
+            (AppError::Busy, "INTERNAL_SERVER_ERROR", 503),
             (
                 AppError::internal(anyhow::anyhow!("boom")),
                 "INTERNAL_SERVER_ERROR",
@@ -214,6 +242,27 @@ mod tests {
             assert_eq!(err.code(), code);
             assert_eq!(err.status().as_u16(), status);
         }
+    }
+
+    #[test]
+    fn an_ended_session_is_retryable_and_other_database_errors_are_not() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let unknown = |message: &str| Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new(message.to_owned()));
+        for message in [
+            "terminating connection due to administrator command",
+            "terminating connection due to unexpected postmaster exit",
+            "terminating connection because of crash of another server process",
+            "the database system is shutting down",
+            "the database system is in recovery mode",
+            "deadlock detected",
+        ] {
+            assert!(AppError::from(unknown(message)).retryable(), "{message}");
+        }
+        for message in ["division by zero", "syntax error at or near \"terminating connection\""] {
+            assert!(!AppError::from(unknown(message)).retryable(), "{message}");
+        }
+        let closed = Error::DatabaseError(DatabaseErrorKind::ClosedConnection, Box::new(String::new()));
+        assert!(AppError::from(closed).retryable());
     }
 
     #[test]

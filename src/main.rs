@@ -243,7 +243,7 @@ async fn create_admin(
     password: &str,
 ) -> anyhow::Result<String> {
     migrate::run(database.url.expose()).await?;
-    let db = Db::connect(database.url.expose(), 1)?;
+    let db = Db::connect(database.url.expose(), 1, config.database_connect_timeout)?;
     let keys = TokenKeys::new(database.jwt_secret.expose().as_bytes(), config.access_token_ttl);
     let accounts = Accounts::new(db, keys, Passwords::new(config.bcrypt_cost), config.refresh_token_ttl);
     let user = accounts

@@ -87,6 +87,10 @@ async fn listen(
     }
 }
 
+/// Relays notifications until the connection ends, or until its server is
+/// found read-only after the pool met a read-only server (a demoted
+/// primary): then it returns, and the caller connects again, to the new
+/// primary. Notifications are relayed while its own statements run too.
 async fn relay<S, T>(
     client: Client,
     mut connection: Connection<S, T>,
@@ -99,33 +103,67 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx));
-    let statement = format!("LISTEN {channel}");
-    {
-        let listen = client.batch_execute(&statement);
-        tokio::pin!(listen);
-        // The connection must be driven while LISTEN runs.
-        loop {
-            tokio::select! {
-                done = &mut listen => { done?; break; }
-                message = messages.next() => match message {
-                    Some(Ok(_)) => {}
-                    Some(Err(err)) => return Err(err),
-                    None => return Ok(()),
-                },
-            }
+    let mut forward = |message: AsyncMessage| {
+        if let AsyncMessage::Notification(n) = message
+            && n.channel() == channel
+        {
+            // No receivers is fine: nobody is subscribed right now.
+            let _ = sender.send(Arc::from(n.payload()));
         }
-    }
+    };
+    let statement = format!("LISTEN {channel}");
+    let Some(listened) = while_relaying(client.batch_execute(&statement), &mut messages, &mut forward).await? else {
+        return Ok(());
+    };
+    listened?;
     let _ = connected.send(true);
     tracing::info!(channel, "listening for notifications");
-    while let Some(message) = messages.next().await {
-        match message? {
-            AsyncMessage::Notification(n) if n.channel() == channel => {
-                // No receivers is fine: nobody is subscribed right now.
-                let _ = sender.send(Arc::from(n.payload()));
+    let mut seen = super::read_only_seen();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            message = messages.next() => match message {
+                Some(message) => forward(message?),
+                None => break,
+            },
+            _ = tick.tick() => {
+                if super::read_only_seen() == seen {
+                    continue;
+                }
+                seen = super::read_only_seen();
+                let check = client.query_one("SELECT current_setting('transaction_read_only') = 'on'", &[]);
+                let Some(row) = while_relaying(check, &mut messages, &mut forward).await? else { break };
+                if row?.get::<_, bool>(0) {
+                    tracing::info!("the notification listener's server is read-only; connecting again");
+                    break;
+                }
             }
-            _ => {}
         }
     }
     drop(client);
     Ok(())
+}
+
+/// Runs `work` (a statement on the listening connection) while driving the
+/// connection and relaying what it hears; `None` when the connection ended
+/// first.
+async fn while_relaying<F, M>(
+    work: F,
+    messages: &mut M,
+    forward: &mut impl FnMut(AsyncMessage),
+) -> Result<Option<F::Output>, tokio_postgres::Error>
+where
+    F: std::future::Future,
+    M: futures_util::Stream<Item = Result<AsyncMessage, tokio_postgres::Error>> + Unpin,
+{
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return Ok(Some(done)),
+            message = messages.next() => match message {
+                Some(message) => forward(message?),
+                None => return Ok(None),
+            },
+        }
+    }
 }

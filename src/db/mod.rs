@@ -14,7 +14,11 @@ pub mod schema;
 pub mod seal;
 pub mod tls;
 
-use std::{str::FromStr, time::Duration};
+use std::{
+    str::FromStr,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
 use diesel::ConnectionResult;
 use diesel_async::{
@@ -34,13 +38,16 @@ pub type Conn = Object<AsyncPgConnection>;
 /// connection for ever.
 const STATEMENT_TIMEOUT_MS: u64 = 30_000;
 
-/// How long a request waits for a pooled connection before it gives up.
-const POOL_WAIT: Duration = Duration::from_secs(5);
+/// How long a connection may take to open where no setting says
+/// (`DATABASE_CONNECT_TIMEOUT`'s default).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The pool of connections to PostgreSQL.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<AsyncPgConnection>,
+    /// The longest a request waits for a connection, a new one included.
+    connect_timeout: Duration,
 }
 
 /// What `/metrics` reports of the pool.
@@ -53,34 +60,62 @@ pub struct PoolStatus {
 }
 
 impl Db {
-    /// Builds the pool; connections are made on first use.
-    pub fn connect(url: &str, size: usize) -> anyhow::Result<Self> {
+    /// Builds the pool; connections are made on first use. While no
+    /// database answers, a request gets `Unavailable` within
+    /// `connect_timeout` (`DATABASE_CONNECT_TIMEOUT`).
+    pub fn connect(url: &str, size: usize, connect_timeout: Duration) -> anyhow::Result<Self> {
         // Fail early, with the setting's name, if the URL does not parse.
         tokio_postgres::Config::from_str(url)
             .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL connection string"))?;
         let mut manager_config = ManagerConfig::default();
-        manager_config.custom_setup = Box::new(establish);
-        // Fast: no test query per checkout (a round trip each time). A
-        // connection that a database restart closed is still dropped on its
-        // way out of the pool, since the driver marks it closed.
-        manager_config.recycling_method = RecyclingMethod::Fast;
+        manager_config.custom_setup = Box::new(move |url| establish_within(url, connect_timeout));
+        // No test query per checkout (a round trip each time): a connection
+        // that a restart closed is dropped on its way out of the pool, since
+        // the driver marks it closed. But a primary demoted without closing
+        // its sessions (pg_auto_failover drains it read-only first) keeps
+        // them open: for a while after a statement met a read-only server,
+        // each connection is checked on checkout and a read-only one is
+        // dropped, so that new ones find the new primary
+        // (`target_session_attrs=read-write`).
+        manager_config.recycling_method = RecyclingMethod::CustomFunction(Box::new(|conn| {
+            async move {
+                if read_only_recently() && is_read_only(conn).await? {
+                    tracing::info!("dropping a pooled connection to a read-only server");
+                    return Err(diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::ReadOnlyTransaction,
+                        Box::new("the server is read-only".to_owned()),
+                    ));
+                }
+                Ok(())
+            }
+            .boxed()
+        }));
         let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, manager_config);
         let pool = Pool::builder(manager)
             .max_size(size)
             .runtime(deadpool::Runtime::Tokio1)
-            .wait_timeout(Some(POOL_WAIT))
-            .create_timeout(Some(POOL_WAIT))
-            .recycle_timeout(Some(POOL_WAIT))
+            .wait_timeout(Some(connect_timeout))
+            .create_timeout(Some(connect_timeout))
+            .recycle_timeout(Some(connect_timeout))
             .build()?;
-        Ok(Self { pool })
+        Ok(Self { pool, connect_timeout })
     }
 
-    /// A pooled connection, or `Unavailable` when none can be had in time.
+    /// A pooled connection, or `Unavailable` when none can be had in time:
+    /// waiting for a free one and opening a new one take `connect_timeout`
+    /// together, not each.
     pub async fn conn(&self) -> Result<Conn, AppError> {
-        self.pool.get().await.map_err(|err| {
-            tracing::warn!(error = %err, "no database connection");
-            AppError::Unavailable
-        })
+        match tokio::time::timeout(self.connect_timeout, self.pool.get()).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "no database connection");
+                Err(AppError::Unavailable)
+            }
+            Err(_) => {
+                tracing::warn!("no database connection within DATABASE_CONNECT_TIMEOUT");
+                Err(AppError::Unavailable)
+            }
+        }
     }
 
     pub fn status(&self) -> PoolStatus {
@@ -104,9 +139,54 @@ impl Db {
     }
 }
 
+/// When a statement last met a read-only server (seconds since the epoch;
+/// 0: never): the primary was demoted, and the pool and the notification
+/// listener look for the new one. Process-wide, as the database is.
+static READ_ONLY_SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// How long after a read-only error pooled connections are checked.
+const READ_ONLY_WATCH_SECS: u64 = 60;
+
+/// Records that a statement met a read-only server.
+pub fn saw_read_only() {
+    READ_ONLY_SEEN.store(unix_now().max(1), Ordering::Relaxed);
+}
+
+/// The last time a statement met a read-only server (0: never).
+pub fn read_only_seen() -> u64 {
+    READ_ONLY_SEEN.load(Ordering::Relaxed)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn read_only_recently() -> bool {
+    let seen = read_only_seen();
+    seen != 0 && unix_now().saturating_sub(seen) <= READ_ONLY_WATCH_SECS
+}
+
+/// Whether this connection's server takes no writes (a standby, or a
+/// primary being demoted).
+async fn is_read_only(conn: &mut AsyncPgConnection) -> diesel::QueryResult<bool> {
+    use diesel_async::RunQueryDsl;
+    diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "current_setting('transaction_read_only') = 'on'",
+    ))
+    .get_result(conn)
+    .await
+}
+
 /// Opens one connection: TLS as the URL's `sslmode` asks, and the session
 /// settings every connection of ours carries.
 pub fn establish(url: &str) -> BoxFuture<'_, ConnectionResult<AsyncPgConnection>> {
+    establish_within(url, CONNECT_TIMEOUT)
+}
+
+/// `establish`, giving up on each host of the URL after `connect_timeout`.
+pub fn establish_within(url: &str, connect_timeout: Duration) -> BoxFuture<'_, ConnectionResult<AsyncPgConnection>> {
     async move {
         let mut config =
             tokio_postgres::Config::from_str(url).map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
@@ -118,7 +198,7 @@ pub fn establish(url: &str) -> BoxFuture<'_, ConnectionResult<AsyncPgConnection>
         if config.get_application_name().is_none() {
             config.application_name("healthcare-api");
         }
-        config.connect_timeout(POOL_WAIT);
+        config.connect_timeout(connect_timeout);
         let bad = |e: tokio_postgres::Error| diesel::ConnectionError::BadConnection(e.to_string());
         if config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
             let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(bad)?;

@@ -142,6 +142,12 @@ fn failure_response(err: &AppError) -> Response {
     response
 }
 
+/// The answer to an API request refused because `MAX_CONCURRENT_REQUESTS`
+/// are being served: at once, 503 with `Retry-After`, retryable.
+pub async fn overloaded(_: axum::BoxError) -> Response {
+    failure_response(&AppError::Busy)
+}
+
 /// Gives a body to the bodiless failures of the middleware (the timeout's 503).
 async fn explain_bare_failures<B>(response: axum::http::Response<B>) -> Response
 where

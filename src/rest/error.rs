@@ -81,7 +81,7 @@ impl IntoResponse for ApiError {
             AppError::TooManyRequests => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("900"));
             }
-            AppError::Unavailable => {
+            _ if err.retryable() => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

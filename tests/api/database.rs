@@ -413,6 +413,106 @@ async fn readiness_follows_the_database() {
     pg.stop().await.unwrap();
 }
 
+/// While the database takes connections but never answers (a hung host),
+/// every request fails within `DATABASE_CONNECT_TIMEOUT` with a retryable
+/// error, none hangs, and service resumes by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_fail_fast_while_no_database_answers() {
+    let dir = ScratchDir::new("outage");
+    let pg_dir = dir.path().join("pg");
+    let mut pg = EmbeddedPostgres::start(Options::throwaway(&pg_dir)).await.unwrap();
+    pg.ensure_database("app").await.unwrap();
+    let app = TestApp::spawn_on(&pg.url("app"), |s| {
+        s.insert("DATABASE_CONNECT_TIMEOUT".into(), "1s".into());
+        s.insert("DATABASE_POOL_SIZE".into(), "4".into());
+    })
+    .await;
+    let ann = app.signup("ann").await;
+    let patient = app.create_patient(&ann.token, "Pat").await;
+
+    pg.stop().await.unwrap();
+    // Something holds the database's address: it takes connections and says
+    // nothing.
+    let socket = pg_dir.join(".s.PGSQL.5432");
+    let _ = std::fs::remove_file(&socket);
+    let silent = tokio::net::UnixListener::bind(&socket).unwrap();
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            held.push(conn);
+        }
+    });
+    let started = std::time::Instant::now();
+    let requests = (0..12).map(|n| {
+        let (client, url, token, patient) = (
+            app.client.clone(),
+            app.address.clone(),
+            ann.token.clone(),
+            patient.clone(),
+        );
+        async move {
+            let sent = std::time::Instant::now();
+            let resp = match n % 3 {
+                0 => client.get(format!("{url}/api/patients/{patient}")),
+                1 => client.post(format!("{url}/graphql")).json(
+                    &json!({ "query": "query($id: ID!) { patient(id: $id) { id } }", "variables": { "id": patient } }),
+                ),
+                _ => client
+                    .post(format!("{url}/graphql"))
+                    .json(&json!({ "query": "mutation { createPatient(input: { name: \"During\" }) { id } }" })),
+            }
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+            let status = resp.status().as_u16();
+            let retry_after = resp.headers().get("retry-after").is_some();
+            let body: serde_json::Value = resp.json().await.unwrap();
+            (n, sent.elapsed(), status, retry_after, body)
+        }
+    });
+    for (n, took, status, retry_after, body) in futures_util::future::join_all(requests).await {
+        assert!(took < Duration::from_millis(2000), "request {n} took {took:?}: {body}");
+        if n % 3 == 0 {
+            assert_eq!((status, retry_after), (503, true), "{body}");
+        } else {
+            assert_eq!(body["errors"][0]["extensions"]["retryable"], true, "{body}");
+            assert_eq!(
+                body["errors"][0]["extensions"]["code"], "INTERNAL_SERVER_ERROR",
+                "{body}"
+            );
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the requests ran side by side"
+    );
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+
+    held.abort();
+    let _ = std::fs::remove_file(&socket);
+    pg.restart().await.unwrap();
+    let mut resumed = false;
+    for _ in 0..50 {
+        let read = app
+            .gql_as(
+                &ann.token,
+                "query($id: ID!) { patient(id: $id) { id } }",
+                json!({ "id": patient }),
+            )
+            .await;
+        if read.body.get("errors").is_none() {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(resumed, "service resumed without a restart");
+    app.stop().await;
+    pg.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sslmode_require_connects_over_tls() {
     let dir = ScratchDir::new("tls");

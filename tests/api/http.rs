@@ -499,3 +499,73 @@ async fn shutdown_lets_in_flight_requests_finish() {
     assert_eq!(users, 1);
     stopping.await.unwrap();
 }
+
+/// Past `MAX_CONCURRENT_REQUESTS`, an API request is refused at once with a
+/// retryable 503 rather than queued; health checks stay outside the limit;
+/// the requests already running finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_over_the_limit_are_refused_at_once() {
+    let app = TestApp::spawn_with(|s| {
+        s.insert("MAX_CONCURRENT_REQUESTS".into(), "2".into());
+    })
+    .await;
+    let ann = app.signup("ann").await;
+    let patient = app.create_patient(&ann.token, "Pat").await;
+    // Two updates wait on a row lock held here, filling the limit.
+    let db = crate::common::cluster::connect(&app.db_url).await.unwrap();
+    db.batch_execute("BEGIN").await.unwrap();
+    db.execute("SELECT 1 FROM patients FOR UPDATE", &[]).await.unwrap();
+    let waiting: Vec<_> = (0..2)
+        .map(|n| {
+            let (client, url, token, patient) = (
+                app.client.clone(),
+                app.address.clone(),
+                ann.token.clone(),
+                patient.clone(),
+            );
+            tokio::spawn(async move {
+                client
+                    .put(format!("{url}/api/patients/{patient}"))
+                    .bearer_auth(token)
+                    .json(&json!({ "name": format!("Waited {n}") }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut busy = None;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let started = std::time::Instant::now();
+        let resp = app.gql_as(&ann.token, ME, json!({})).await;
+        if resp.status == 503 {
+            busy = Some((started.elapsed(), resp));
+            break;
+        }
+    }
+    let (took, resp) = busy.expect("a third request was refused");
+    assert!(
+        took < std::time::Duration::from_millis(500),
+        "refused at once, not queued: {took:?}"
+    );
+    assert_eq!(resp.body["errors"][0]["extensions"]["retryable"], true, "{}", resp.body);
+    assert_eq!(resp.body["errors"][0]["extensions"]["code"], "INTERNAL_SERVER_ERROR");
+    let rest = app
+        .rest("GET", &format!("/api/patients/{patient}"), Some(&ann.token), None)
+        .await;
+    rest.assert_error(503, "INTERNAL_SERVER_ERROR", None);
+    assert_eq!(rest.header("retry-after"), Some("1"));
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let resp = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path} is outside the limit");
+    }
+    db.batch_execute("COMMIT").await.unwrap();
+    for request in waiting {
+        assert_eq!(request.await.unwrap(), 200, "the requests in flight finish");
+    }
+    app.gql_as(&ann.token, ME, json!({})).await.assert_ok();
+    app.stop().await;
+}

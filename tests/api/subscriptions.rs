@@ -589,3 +589,114 @@ async fn pings_are_answered_with_pongs() {
     assert_eq!(pong.into_text().unwrap().as_str(), r#"{"type":"pong"}"#);
     ws.stream.close(None).await.unwrap();
 }
+
+/// Two hosts in `DATABASE_URL` with `target_session_attrs=read-write`: the
+/// first is demoted the way pg_auto_failover drains a primary (read-only,
+/// its sessions kept open), the second takes the writes. Pooled
+/// connections to the first are dropped, new ones find the second, the
+/// listener follows (subscriptions keep delivering), and so does the sealer.
+#[tokio::test]
+async fn writes_subscriptions_and_the_sealer_follow_a_demoted_primary() {
+    let dir = ScratchDir::new("hosts");
+    let (dir_a, dir_b) = (dir.path().join("a"), dir.path().join("b"));
+    let mut a = EmbeddedPostgres::start(Options::throwaway(&dir_a)).await.unwrap();
+    let mut b = EmbeddedPostgres::start(Options::throwaway(&dir_b)).await.unwrap();
+    a.ensure_database("app").await.unwrap();
+    b.ensure_database("app").await.unwrap();
+    healthcare_api::db::migrate::run(&b.url("app")).await.unwrap();
+    let url = format!(
+        "host={},{} port=5432 user=postgres dbname=app target_session_attrs=read-write",
+        dir_a.display(),
+        dir_b.display()
+    );
+    let app = TestApp::spawn_on(&url, |s| {
+        s.insert("AUDIT_SEAL_INTERVAL".into(), "200ms".into());
+    })
+    .await;
+    let ann = app.signup("ann").await;
+    // The new primary holds what the old one did (here: the user).
+    let on_a = a.admin_client().await.unwrap();
+    let a_app = crate::common::cluster::connect(&a.url("app")).await.unwrap();
+    let b_app = crate::common::cluster::connect(&b.url("app")).await.unwrap();
+    let user = a_app
+        .query_one(
+            "SELECT id::text, name, email, email_key, password_hash, role, created_at::text FROM users",
+            &[],
+        )
+        .await
+        .unwrap();
+    b_app
+        .execute(
+            "INSERT INTO users (id, name, email, email_key, password_hash, role, created_at)
+             VALUES ($1::text::uuid, $2, $3, $4, $5, $6, $7::text::timestamptz)",
+            &[
+                &user.get::<_, String>(0),
+                &user.get::<_, String>(1),
+                &user.get::<_, String>(2),
+                &user.get::<_, String>(3),
+                &user.get::<_, String>(4),
+                &user.get::<_, String>(5),
+                &user.get::<_, String>(6),
+            ],
+        )
+        .await
+        .unwrap();
+    let mut ws = Ws::ready(app.port, TRANSPORT, &ann.token).await;
+    ws.subscribe("s", None).await;
+    until_live(&app, 1).await;
+
+    for statement in [
+        "ALTER SYSTEM SET default_transaction_read_only = on",
+        "SELECT pg_reload_conf()",
+    ] {
+        on_a.batch_execute(statement).await.unwrap();
+    }
+    // Writes fail (retryably) until the pool has let go of the old primary.
+    let mut created = None;
+    for _ in 0..50 {
+        let resp = app
+            .gql_as(
+                &ann.token,
+                "mutation { createPatient(input: { name: \"After\" }) { id } }",
+                json!({}),
+            )
+            .await;
+        if let Some(id) = resp.body["data"]["createPatient"]["id"].as_str() {
+            created = Some(id.to_owned());
+            break;
+        }
+        assert_eq!(resp.body["errors"][0]["extensions"]["retryable"], true, "{}", resp.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let patient = created.expect("writes reach the new primary");
+    let on_b_count = |sql: &'static str| {
+        let b_app = &b_app;
+        async move { b_app.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(
+        on_b_count("SELECT count(*) FROM patients WHERE name = 'After'").await,
+        1
+    );
+    // The listener moves too; then an assignment on the new primary reaches
+    // the subscriber.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while on_b_count("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %'").await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the listener did not move to the new primary"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let doctor = app.create_doctor(&ann.token, "Dr After", "Cardiology").await;
+    let mapping = assign(&app, &ann, &patient, &doctor).await;
+    assert_eq!(ws.event("s").await["mappingId"], mapping.as_str());
+    // And the sealer seals what was written there.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while on_b_count("SELECT count(*) FROM audit_blocks").await == 0 {
+        assert!(Instant::now() < deadline, "the sealer did not move to the new primary");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(app);
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
