@@ -3,8 +3,8 @@
 
 Each of --connections threads sends createPatient mutations, each with a
 name of its own and an Idempotency-Key, for --seconds. A retryable failure
-(HTTP 503, a GraphQL error with extensions.retryable, a connection refused,
-reset or timed out) is retried with the same key and body after a short
+(HTTP 503, or 502 and 504 from a proxy, a GraphQL error with
+extensions.retryable, a connection refused, reset or timed out) is retried with the same key and body after a short
 pause, for up to --retry-for seconds; --no-retry turns that off. At the end
 it writes a JSON report: what was sent, acknowledged (name -> id), the
 errors, and when the errors began and ended.
@@ -41,8 +41,10 @@ def post(host, port, token, key, name, timeout):
         return "retryable", f"transport: {type(e).__name__}"
     finally:
         conn.close()
-    if resp.status == 503:
-        return "retryable", "http 503"
+    if resp.status in (502, 503, 504):
+        # 503: the server's own retryable answer; 502 and 504: a proxy lost
+        # the server under the request, whose outcome is unknown.
+        return "retryable", f"http {resp.status}"
     try:
         answer = json.loads(raw)
     except ValueError:
