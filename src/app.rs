@@ -53,7 +53,12 @@ pub struct AppState {
 
 /// The database the server uses, and the private cluster if it runs one.
 pub struct Database {
+    /// What requests use (through a transaction-mode pooler, with
+    /// `DATABASE_POOLER=transaction`).
     pub url: SecretString,
+    /// What needs a session of its own: migrations, `LISTEN`, the sealer
+    /// (`DATABASE_DIRECT_URL`, or `url`).
+    pub direct_url: SecretString,
     pub jwt_secret: SecretString,
     pub audit_seal_key: SecretString,
     pub embedded: Option<EmbeddedPostgres>,
@@ -73,6 +78,7 @@ impl Database {
                 .context("AUDIT_SEAL_KEY must be set when DATABASE_URL is set")?;
             return Ok(Self {
                 url: url.clone(),
+                direct_url: config.database_direct_url.clone().unwrap_or_else(|| url.clone()),
                 jwt_secret,
                 audit_seal_key,
                 embedded: None,
@@ -92,8 +98,10 @@ impl Database {
             .await
             .context("the embedded PostgreSQL could not start")?;
         pg.ensure_database(EMBEDDED_DATABASE).await?;
+        let url = SecretString::new(pg.url(EMBEDDED_DATABASE));
         Ok(Self {
-            url: SecretString::new(pg.url(EMBEDDED_DATABASE)),
+            direct_url: url.clone(),
+            url,
             jwt_secret,
             audit_seal_key,
             embedded: Some(pg),
@@ -198,7 +206,7 @@ impl Application {
                     }
                 };
                 let sealer = Sealer::spawn(
-                    database.url.expose().to_owned(),
+                    database.direct_url.expose().to_owned(),
                     SealKey::new(&database.audit_seal_key),
                     config.audit_seal_interval,
                     state.metrics.audit_seal.clone(),
@@ -219,15 +227,11 @@ impl Application {
     }
 
     async fn assemble(config: &Config, database: &Database) -> anyhow::Result<(AppState, Router)> {
-        let applied = migrate::run(database.url.expose()).await?;
+        let applied = migrate::run(database.direct_url.expose()).await?;
         if !applied.is_empty() {
             tracing::info!(count = applied.len(), "applied migrations");
         }
-        let db = Db::connect(
-            database.url.expose(),
-            config.database_pool_size,
-            config.database_connect_timeout,
-        )?;
+        let db = Db::connect(database.url.expose(), config.pool_settings())?;
         let keys = TokenKeys::new(database.jwt_secret.expose().as_bytes(), config.access_token_ttl);
         let accounts = Accounts::new(
             db.clone(),
@@ -237,7 +241,7 @@ impl Application {
         );
         let services = Services { accounts };
         let metrics = Arc::new(Metrics::new());
-        let notifications = listen::spawn(database.url.expose(), events::CHANNEL, 1024)?;
+        let notifications = listen::spawn(database.direct_url.expose(), events::CHANNEL, 1024)?;
         let schemas = Schemas::build(&services, &db, &notifications, &config.limits, config.introspection);
         let subscriptions = SubscriptionGate::new(
             config.limits.max_subscriptions,

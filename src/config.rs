@@ -67,6 +67,11 @@ impl Default for Limits {
 pub struct Config {
     /// `None`: the embedded PostgreSQL cluster kept under `data_dir`.
     pub database_url: Option<SecretString>,
+    /// What needs a session of its own (migrations under their advisory
+    /// lock, `LISTEN`, the audit sealer) when `database_url` goes through a
+    /// transaction-mode pooler; `None`: `database_url` itself.
+    pub database_direct_url: Option<SecretString>,
+    pub database_pooler: crate::db::Pooler,
     pub data_dir: PathBuf,
     pub host: IpAddr,
     pub port: u16,
@@ -142,6 +147,35 @@ impl Config {
             && url.expose().parse::<tokio_postgres::Config>().is_err()
         {
             return Err(invalid("DATABASE_URL", "is not a valid PostgreSQL connection string"));
+        }
+        let database_direct_url = get("DATABASE_DIRECT_URL").map(SecretString::new);
+        if let Some(url) = &database_direct_url
+            && url.expose().parse::<tokio_postgres::Config>().is_err()
+        {
+            return Err(invalid(
+                "DATABASE_DIRECT_URL",
+                "is not a valid PostgreSQL connection string",
+            ));
+        }
+        let database_pooler = match get("DATABASE_POOLER").as_deref().map(str::trim) {
+            None | Some("" | "none") => crate::db::Pooler::None,
+            Some("transaction") => crate::db::Pooler::Transaction,
+            Some(_) => return Err(invalid("DATABASE_POOLER", "must be `none` or `transaction`")),
+        };
+        if database_pooler == crate::db::Pooler::Transaction {
+            if database_url.is_none() {
+                return Err(invalid(
+                    "DATABASE_POOLER",
+                    "`transaction` needs DATABASE_URL (the pooler's address)",
+                ));
+            }
+            if database_direct_url.is_none() {
+                return Err(invalid(
+                    "DATABASE_DIRECT_URL",
+                    "must be set with DATABASE_POOLER=transaction: migrations, LISTEN and the audit sealer need a \
+                     session of their own (a direct or session-mode URL)",
+                ));
+            }
         }
         let external = database_url.is_some();
         let jwt_secret = secret("JWT_SECRET", get("JWT_SECRET"), MIN_JWT_SECRET_BYTES, external)?;
@@ -250,6 +284,8 @@ impl Config {
 
         Ok(Self {
             database_url,
+            database_direct_url,
+            database_pooler,
             data_dir,
             host,
             port,
@@ -268,6 +304,17 @@ impl Config {
             rust_log,
             limits,
         })
+    }
+}
+
+impl Config {
+    /// How the request pool connects.
+    pub fn pool_settings(&self) -> crate::db::PoolSettings {
+        crate::db::PoolSettings {
+            size: self.database_pool_size,
+            connect_timeout: self.database_connect_timeout,
+            pooler: self.database_pooler,
+        }
     }
 }
 

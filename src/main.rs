@@ -10,7 +10,7 @@ use healthcare_api::{
     app::{Application, Database, shutdown_signal},
     audit::seal::{self, SealKey, Verdict},
     config::Config,
-    db::{Db, migrate},
+    db::{Db, PoolSettings, migrate},
     graphql, telemetry,
 };
 
@@ -156,7 +156,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let mut database = Database::open(&config).await?;
-            let result = migrate::run(database.url.expose()).await;
+            let result = migrate::run(database.direct_url.expose()).await;
             database.close().await;
             let applied = result?;
             eprintln!("applied {} migration(s)", applied.len());
@@ -195,7 +195,7 @@ async fn audit(command: AuditCommand, config: Config) -> ExitCode {
     let checked = async {
         let mut database = Database::open(&config).await?;
         let result = async {
-            let mut conn = healthcare_api::db::establish(database.url.expose())
+            let mut conn = healthcare_api::db::establish(database.direct_url.expose())
                 .await
                 .context("could not connect to the database")?;
             match command {
@@ -242,8 +242,14 @@ async fn create_admin(
     email: &str,
     password: &str,
 ) -> anyhow::Result<String> {
-    migrate::run(database.url.expose()).await?;
-    let db = Db::connect(database.url.expose(), 1, config.database_connect_timeout)?;
+    migrate::run(database.direct_url.expose()).await?;
+    let db = Db::connect(
+        database.url.expose(),
+        PoolSettings {
+            size: 1,
+            ..config.pool_settings()
+        },
+    )?;
     let keys = TokenKeys::new(database.jwt_secret.expose().as_bytes(), config.access_token_ttl);
     let accounts = Accounts::new(db, keys, Passwords::new(config.bcrypt_cost), config.refresh_token_ttl);
     let user = accounts

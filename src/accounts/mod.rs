@@ -177,14 +177,16 @@ impl Accounts {
         const WRONG: AppError = AppError::BadCredentials("wrong email or password");
         let email = Email::parse("email", email)?;
         let since = Utc::now() - THROTTLE_WINDOW;
-        let found = {
-            let mut conn = self.db.conn().await?;
-            let failures = db::accounts::count_login_failures(&mut conn, email.key(), since).await?;
-            if failures >= THROTTLE_MAX_FAILURES {
-                return Err(AppError::TooManyRequests);
-            }
-            db::accounts::find_login(&mut conn, email.key()).await?
-        };
+        let found = self
+            .db
+            .run(async |conn| {
+                let failures = db::accounts::count_login_failures(conn, email.key(), since).await?;
+                if failures >= THROTTLE_MAX_FAILURES {
+                    return Err(AppError::TooManyRequests);
+                }
+                Ok(db::accounts::find_login(conn, email.key()).await?)
+            })
+            .await?;
         // bcrypt runs with no pooled connection held.
         let (row, hash) = match found {
             Some((row, hash)) => (Some(row), Some(hash)),
@@ -263,24 +265,31 @@ impl Accounts {
         let Some(hash) = tokens::refresh_token_hash(refresh_token) else {
             return Ok(false);
         };
-        let mut conn = self.db.conn().await?;
-        Ok(db::accounts::revoke_live_refresh_token(&mut conn, &hash).await?)
+        self.db
+            .run(async |conn| Ok(db::accounts::revoke_live_refresh_token(conn, &hash).await?))
+            .await
     }
 
     /// The signed-in user (who may have been deleted since the token was made).
     pub async fn me(&self, viewer: &Viewer) -> AppResult<Seen> {
-        let mut conn = self.db.conn().await?;
-        db::accounts::find_user(&mut conn, viewer.user_id)
-            .await?
-            .map(|row| Seen::by(viewer, Arc::new(User::from(row))))
-            .ok_or(AppError::Unauthenticated)
+        self.db
+            .run(async |conn| {
+                db::accounts::find_user(conn, viewer.user_id)
+                    .await?
+                    .map(|row| Seen::by(viewer, Arc::new(User::from(row))))
+                    .ok_or(AppError::Unauthenticated)
+            })
+            .await
     }
 
     /// Users by id (for `createdBy`, `assignedBy` and `actor`).
     pub async fn by_ids(&self, ids: &[Uuid]) -> AppResult<std::collections::HashMap<Uuid, User>> {
-        let mut conn = self.db.conn().await?;
-        let rows = db::accounts::find_users(&mut conn, ids).await?;
-        Ok(rows.into_iter().map(|r| (r.id, User::from(r))).collect())
+        self.db
+            .run(async |conn| {
+                let rows = db::accounts::find_users(conn, ids).await?;
+                Ok(rows.into_iter().map(|r| (r.id, User::from(r))).collect())
+            })
+            .await
     }
 
     /// Makes an admin account (from the command line only).
@@ -289,26 +298,29 @@ impl Accounts {
         let email = Email::parse("email", email)?;
         let password = Password::parse("password", password)?;
         let hash = self.passwords.hash(password.expose()).await?;
-        let mut conn = self.db.conn().await?;
-        let row = db::accounts::insert_user(
-            &mut conn,
-            &db::accounts::NewUserRow {
-                name: name.as_str(),
-                email: email.as_str(),
-                email_key: email.key(),
-                password_hash: &hash,
-                role: Role::Admin.as_str(),
-            },
-        )
-        .await
-        .on_unique(
-            "users_email_key",
-            AppError::Conflict {
-                field: Some("email"),
-                message: "an account with this email already exists",
-            },
-        )?;
-        Ok(row.into())
+        self.db
+            .run(async |conn| {
+                let row = db::accounts::insert_user(
+                    conn,
+                    &db::accounts::NewUserRow {
+                        name: name.as_str(),
+                        email: email.as_str(),
+                        email_key: email.key(),
+                        password_hash: &hash,
+                        role: Role::Admin.as_str(),
+                    },
+                )
+                .await
+                .on_unique(
+                    "users_email_key",
+                    AppError::Conflict {
+                        field: Some("email"),
+                        message: "an account with this email already exists",
+                    },
+                )?;
+                Ok(row.into())
+            })
+            .await
     }
 
     /// Issues an access token and a new refresh token in `family`.

@@ -235,8 +235,7 @@ pub async fn record_reads(db: &Db, reads: &[(&Viewer, Vec<Uuid>)]) -> AppResult<
     if events.is_empty() {
         return Ok(());
     }
-    let mut conn = db.conn().await?;
-    record(&mut conn, &events).await
+    db.run(async |conn| record(conn, &events).await).await
 }
 
 /// Appends events in the caller's transaction.
@@ -300,10 +299,12 @@ pub async fn list(
         _ => None,
     };
     let has_previous = before.is_some();
-    let mut conn = db.conn().await?;
-    let rows = store::list_page(&mut conn, &filter.row(), before, limit.get() + 1).await?;
-    let events = rows.into_iter().filter_map(AuditEvent::from_row).collect();
-    Ok(Page::from_rows(events, limit, has_previous, |e| Cursor::Seq(e.id)))
+    db.run(async |conn| {
+        let rows = store::list_page(conn, &filter.row(), before, limit.get() + 1).await?;
+        let events = rows.into_iter().filter_map(AuditEvent::from_row).collect();
+        Ok(Page::from_rows(events, limit, has_previous, |e| Cursor::Seq(e.id)))
+    })
+    .await
 }
 
 /// One page of each patient's access log (every event that concerns it),
@@ -319,31 +320,35 @@ pub async fn access_logs(
         Some(Cursor::Seq(n)) => Some(n),
         _ => None,
     };
-    let mut conn = db.conn().await?;
-    let rows = store::access_logs(&mut conn, viewer, patients, before, limit.get() + 1).await?;
-    let mut logs: HashMap<Uuid, Vec<AuditEvent>> = HashMap::new();
-    for row in rows {
-        if let Some(event) = AuditEvent::from_row(row.event) {
-            logs.entry(row.patient_id).or_default().push(event);
+    db.run(async |conn| {
+        let rows = store::access_logs(conn, viewer, patients, before, limit.get() + 1).await?;
+        let mut logs: HashMap<Uuid, Vec<AuditEvent>> = HashMap::new();
+        for row in rows {
+            if let Some(event) = AuditEvent::from_row(row.event) {
+                logs.entry(row.patient_id).or_default().push(event);
+            }
         }
-    }
-    Ok(patients
-        .iter()
-        .map(|id| {
-            let events = logs.remove(id).unwrap_or_default();
-            (
-                *id,
-                Page::from_rows(events, limit, before.is_some(), |e| Cursor::Seq(e.id)),
-            )
-        })
-        .collect())
+        Ok(patients
+            .iter()
+            .map(|id| {
+                let events = logs.remove(id).unwrap_or_default();
+                (
+                    *id,
+                    Page::from_rows(events, limit, before.is_some(), |e| Cursor::Seq(e.id)),
+                )
+            })
+            .collect())
+    })
+    .await
 }
 
 /// How many events concern each of `patients` that the viewer may see.
 pub async fn access_log_counts(db: &Db, viewer: &Viewer, patients: &[Uuid]) -> AppResult<HashMap<Uuid, i64>> {
-    let mut conn = db.conn().await?;
-    let counts = store::access_log_counts(&mut conn, viewer, patients).await?;
-    Ok(counts.into_iter().map(|c| (c.patient_id, c.events)).collect())
+    db.run(async |conn| {
+        let counts = store::access_log_counts(conn, viewer, patients).await?;
+        Ok(counts.into_iter().map(|c| (c.patient_id, c.events)).collect())
+    })
+    .await
 }
 
 impl AuditEvent {
@@ -363,6 +368,5 @@ impl AuditEvent {
 
 pub async fn count(db: &Db, viewer: &Viewer, filter: &AuditFilter) -> AppResult<i64> {
     viewer.require_admin()?;
-    let mut conn = db.conn().await?;
-    Ok(store::count(&mut conn, &filter.row()).await?)
+    db.run(async |conn| Ok(store::count(conn, &filter.row()).await?)).await
 }

@@ -387,16 +387,18 @@ pub struct SealStatus {
 
 pub async fn status(db: &Db, viewer: &Viewer) -> AppResult<SealStatus> {
     viewer.require_admin()?;
-    let mut conn = db.conn().await?;
-    let head = store::head(&mut conn).await?;
-    let pending = store::pending(&mut conn).await?;
-    Ok(SealStatus {
-        sealed_events: head.as_ref().map_or(0, |h| h.sealed_total),
-        pending_events: pending.events,
-        head_block: head.as_ref().map_or(0, |h| h.number),
-        head_hash: head.as_ref().map(|h| as_hash(&h.hash)),
-        sealed_at: head.map(|h| h.sealed_at),
+    db.run(async |conn| {
+        let head = store::head(conn).await?;
+        let pending = store::pending(conn).await?;
+        Ok(SealStatus {
+            sealed_events: head.as_ref().map_or(0, |h| h.sealed_total),
+            pending_events: pending.events,
+            head_block: head.as_ref().map_or(0, |h| h.number),
+            head_hash: head.as_ref().map(|h| as_hash(&h.hash)),
+            sealed_at: head.map(|h| h.sealed_at),
+        })
     })
+    .await
 }
 
 /// The newest block's number and hash (`None` before the first seal).

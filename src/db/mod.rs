@@ -30,7 +30,7 @@ use diesel_async::{
 };
 use futures_util::{FutureExt, future::BoxFuture};
 
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 
 pub type Conn = Object<AsyncPgConnection>;
 
@@ -42,12 +42,51 @@ const STATEMENT_TIMEOUT_MS: u64 = 30_000;
 /// (`DATABASE_CONNECT_TIMEOUT`'s default).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What sits between the server and PostgreSQL (`DATABASE_POOLER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pooler {
+    /// PostgreSQL itself, or a session-mode pooler: a connection is the
+    /// server's for as long as it is open.
+    #[default]
+    None,
+    /// A transaction-mode pooler (PgBouncer `pool_mode = transaction`,
+    /// Supabase's port 6543): a connection reaches the same PostgreSQL
+    /// session only for the length of a transaction. The server then keeps
+    /// no prepared statement past one and no session state, and runs each
+    /// unit of work as one transaction (`Db::run`).
+    Transaction,
+}
+
+/// How the pool connects.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub size: usize,
+    /// The longest a request waits for a connection, a new one included.
+    pub connect_timeout: Duration,
+    pub pooler: Pooler,
+}
+
 /// The pool of connections to PostgreSQL.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<AsyncPgConnection>,
-    /// The longest a request waits for a connection, a new one included.
     connect_timeout: Duration,
+    pooler: Pooler,
+}
+
+/// A unit of work on one connection (see `Db::run`): an async closure
+/// taking the connection, whose future can be named and bounded (`Send`),
+/// as diesel-async's own transaction closures are.
+pub trait Work<C, R>: AsyncFnOnce(C) -> R + FnOnce(C) -> <Self as Work<C, R>>::Fut {
+    type Fut: std::future::Future<Output = R>;
+}
+
+impl<F, C, Fut, R> Work<C, R> for F
+where
+    F: AsyncFnOnce(C) -> R + FnOnce(C) -> Fut,
+    Fut: std::future::Future<Output = R>,
+{
+    type Fut = Fut;
 }
 
 /// What `/metrics` reports of the pool.
@@ -63,12 +102,17 @@ impl Db {
     /// Builds the pool; connections are made on first use. While no
     /// database answers, a request gets `Unavailable` within
     /// `connect_timeout` (`DATABASE_CONNECT_TIMEOUT`).
-    pub fn connect(url: &str, size: usize, connect_timeout: Duration) -> anyhow::Result<Self> {
+    pub fn connect(url: &str, settings: PoolSettings) -> anyhow::Result<Self> {
         // Fail early, with the setting's name, if the URL does not parse.
         tokio_postgres::Config::from_str(url)
             .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL connection string"))?;
+        let PoolSettings {
+            size,
+            connect_timeout,
+            pooler,
+        } = settings;
         let mut manager_config = ManagerConfig::default();
-        manager_config.custom_setup = Box::new(move |url| establish_within(url, connect_timeout));
+        manager_config.custom_setup = Box::new(move |url| open(url, connect_timeout, pooler));
         // No test query per checkout (a round trip each time): a connection
         // that a restart closed is dropped on its way out of the pool, since
         // the driver marks it closed. But a primary demoted without closing
@@ -98,7 +142,33 @@ impl Db {
             .create_timeout(Some(connect_timeout))
             .recycle_timeout(Some(connect_timeout))
             .build()?;
-        Ok(Self { pool, connect_timeout })
+        Ok(Self {
+            pool,
+            connect_timeout,
+            pooler,
+        })
+    }
+
+    /// Runs `work` on one pooled connection. Directly on PostgreSQL it runs
+    /// as it is: each statement outside a transaction of its own commits on
+    /// its own, at no extra round trip. Through a transaction-mode pooler it
+    /// runs as one transaction, the only span over which the pooler keeps
+    /// this connection on one PostgreSQL session (a statement is prepared
+    /// and then run in two steps). Work that opens a transaction of its own
+    /// takes a connection with `conn` instead.
+    pub async fn run<R, F>(&self, work: F) -> AppResult<R>
+    where
+        for<'r> F: Work<&'r mut AsyncPgConnection, AppResult<R>, Fut: Send> + Send,
+        R: Send,
+    {
+        let mut conn = self.conn().await?;
+        match self.pooler {
+            Pooler::None => work(&mut conn).await,
+            Pooler::Transaction => {
+                let conn: &mut AsyncPgConnection = &mut conn;
+                diesel_async::AsyncConnection::transaction(conn, work).await
+            }
+        }
     }
 
     /// A pooled connection, or `Unavailable` when none can be had in time:
@@ -128,12 +198,13 @@ impl Db {
         }
     }
 
-    /// True when the database answers a trivial query.
+    /// True when the database answers a trivial query (sent unprepared,
+    /// so that it needs no transaction through a pooler).
     pub async fn ping(&self) -> bool {
-        use diesel_async::RunQueryDsl;
+        use diesel_async::SimpleAsyncConnection as _;
         let check = async {
             let mut conn = self.conn().await.ok()?;
-            diesel::sql_query("SELECT 1").execute(&mut conn).await.ok()
+            conn.batch_execute("SELECT 1").await.ok()
         };
         matches!(tokio::time::timeout(Duration::from_secs(3), check).await, Ok(Some(_)))
     }
@@ -187,29 +258,54 @@ pub fn establish(url: &str) -> BoxFuture<'_, ConnectionResult<AsyncPgConnection>
 
 /// `establish`, giving up on each host of the URL after `connect_timeout`.
 pub fn establish_within(url: &str, connect_timeout: Duration) -> BoxFuture<'_, ConnectionResult<AsyncPgConnection>> {
+    open(url, connect_timeout, Pooler::None)
+}
+
+/// Opens one connection for the pool. Through a transaction-mode pooler it
+/// sends no start-up options (PgBouncer refuses them; set
+/// `statement_timeout` on the database role instead) and keeps no prepared
+/// statement: each is prepared, run and closed within its transaction.
+fn open(url: &str, connect_timeout: Duration, pooler: Pooler) -> BoxFuture<'_, ConnectionResult<AsyncPgConnection>> {
     async move {
         let mut config =
             tokio_postgres::Config::from_str(url).map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
-        let options = format!(
-            "{} -c statement_timeout={STATEMENT_TIMEOUT_MS}",
-            config.get_options().unwrap_or_default()
-        );
-        config.options(options.trim());
+        if pooler == Pooler::None {
+            let options = format!(
+                "{} -c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                config.get_options().unwrap_or_default()
+            );
+            config.options(options.trim());
+        }
         if config.get_application_name().is_none() {
             config.application_name("healthcare-api");
         }
         config.connect_timeout(connect_timeout);
         let bad = |e: tokio_postgres::Error| diesel::ConnectionError::BadConnection(e.to_string());
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
+        let client = if config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
             let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(bad)?;
             tokio::spawn(drive(connection));
-            AsyncPgConnection::try_from(client).await
+            client
         } else {
             let tls = tls::connector().map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
             let (client, connection) = config.connect(tls).await.map_err(bad)?;
             tokio::spawn(drive(connection));
-            AsyncPgConnection::try_from(client).await
+            client
+        };
+        if pooler == Pooler::None {
+            return AsyncPgConnection::try_from(client).await;
         }
+        // diesel-async sets the time zone and the encoding with prepared
+        // statements as it starts: through a transaction-mode pooler they
+        // must run in one transaction, and leave no statement behind (the
+        // pooler passes the two settings on to every session it lends).
+        use diesel_async::{AsyncConnection as _, SimpleAsyncConnection as _};
+        client.batch_execute("BEGIN").await.map_err(bad)?;
+        let mut conn = AsyncPgConnection::try_from(client).await?;
+        conn.set_prepared_statement_cache_size(diesel::connection::CacheSize::Disabled);
+        conn.batch_execute("COMMIT")
+            .await
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+        Ok(conn)
     }
     .boxed()
 }

@@ -169,8 +169,8 @@ pub async fn create(db: &Db, viewer: &Viewer, input: CreateDoctor, key: Option<&
 }
 
 pub async fn get(db: &Db, id: Uuid) -> AppResult<Option<Doctor>> {
-    let mut conn = db.conn().await?;
-    Ok(store::find(&mut conn, id).await?.map(Doctor::from))
+    db.run(async |conn| Ok(store::find(conn, id).await?.map(Doctor::from)))
+        .await
 }
 
 pub async fn update(db: &Db, viewer: &Viewer, id: Uuid, input: UpdateDoctor) -> AppResult<Doctor> {
@@ -241,44 +241,50 @@ impl DoctorQuery {
 
 pub async fn list(db: &Db, query: &DoctorQuery, limit: Limit, after: Option<Cursor>) -> AppResult<Page<Doctor>> {
     let pattern = query.search.as_ref().map(SearchTerm::pattern);
-    let mut conn = db.conn().await?;
-    let rows = store::list_page(
-        &mut conn,
-        pattern.as_deref(),
-        query.specialization.as_deref(),
-        query.order,
-        after.as_ref(),
-        limit.get() + 1,
-    )
-    .await?;
-    let field = query.order.field;
-    let page = Page::from_rows(rows, limit, after.is_some(), |r| {
-        Cursor::of(field, &r.name, r.created_at, r.id)
-    });
-    Ok(page.map(Doctor::from))
+    db.run(async |conn| {
+        let rows = store::list_page(
+            conn,
+            pattern.as_deref(),
+            query.specialization.as_deref(),
+            query.order,
+            after.as_ref(),
+            limit.get() + 1,
+        )
+        .await?;
+        let field = query.order.field;
+        let page = Page::from_rows(rows, limit, after.is_some(), |r| {
+            Cursor::of(field, &r.name, r.created_at, r.id)
+        });
+        Ok(page.map(Doctor::from))
+    })
+    .await
 }
 
 pub async fn count(db: &Db, query: &DoctorQuery) -> AppResult<i64> {
     let pattern = query.search.as_ref().map(SearchTerm::pattern);
-    let mut conn = db.conn().await?;
-    Ok(store::count(&mut conn, pattern.as_deref(), query.specialization.as_deref()).await?)
+    db.run(async |conn| Ok(store::count(conn, pattern.as_deref(), query.specialization.as_deref()).await?))
+        .await
 }
 
 pub async fn by_ids(db: &Db, ids: &[Uuid]) -> AppResult<HashMap<Uuid, Doctor>> {
-    let mut conn = db.conn().await?;
-    Ok(store::by_ids(&mut conn, ids)
-        .await?
-        .into_iter()
-        .map(|d| (d.id, d.into()))
-        .collect())
+    db.run(async |conn| {
+        Ok(store::by_ids(conn, ids)
+            .await?
+            .into_iter()
+            .map(|d| (d.id, d.into()))
+            .collect())
+    })
+    .await
 }
 
 /// The doctors of each patient the viewer may see.
 pub async fn of_patients(db: &Db, viewer: &Viewer, patient_ids: &[Uuid]) -> AppResult<HashMap<Uuid, Vec<Doctor>>> {
-    let mut conn = db.conn().await?;
-    let mut out: HashMap<Uuid, Vec<Doctor>> = HashMap::new();
-    for (patient, doctor) in store::of_patients_visible(&mut conn, viewer, patient_ids).await? {
-        out.entry(patient).or_default().push(doctor.into());
-    }
-    Ok(out)
+    db.run(async |conn| {
+        let mut out: HashMap<Uuid, Vec<Doctor>> = HashMap::new();
+        for (patient, doctor) in store::of_patients_visible(conn, viewer, patient_ids).await? {
+            out.entry(patient).or_default().push(doctor.into());
+        }
+        Ok(out)
+    })
+    .await
 }

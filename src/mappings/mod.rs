@@ -112,8 +112,8 @@ pub async fn remove(db: &Db, viewer: &Viewer, id: Uuid) -> AppResult<Mapping> {
 }
 
 pub async fn get(db: &Db, viewer: &Viewer, id: Uuid) -> AppResult<Option<Mapping>> {
-    let mut conn = db.conn().await?;
-    Ok(store::find_visible(&mut conn, viewer, id).await?.map(Mapping::from))
+    db.run(async |conn| Ok(store::find_visible(conn, viewer, id).await?.map(Mapping::from)))
+        .await
 }
 
 #[derive(Debug, Clone, Default)]
@@ -130,32 +130,36 @@ pub async fn list(
     limit: Limit,
     after: Option<Cursor>,
 ) -> AppResult<Page<Mapping>> {
-    let mut conn = db.conn().await?;
-    let rows = store::list_page(
-        &mut conn,
-        viewer,
-        query.patient_id,
-        query.doctor_id,
-        after.as_ref(),
-        limit.get() + 1,
-    )
-    .await?;
-    let page = Page::from_rows(rows, limit, after.is_some(), |m| Cursor::CreatedAt(m.created_at, m.id));
-    Ok(page.map(Mapping::from))
+    db.run(async |conn| {
+        let rows = store::list_page(
+            conn,
+            viewer,
+            query.patient_id,
+            query.doctor_id,
+            after.as_ref(),
+            limit.get() + 1,
+        )
+        .await?;
+        let page = Page::from_rows(rows, limit, after.is_some(), |m| Cursor::CreatedAt(m.created_at, m.id));
+        Ok(page.map(Mapping::from))
+    })
+    .await
 }
 
 pub async fn count(db: &Db, viewer: &Viewer, query: &MappingQuery) -> AppResult<i64> {
-    let mut conn = db.conn().await?;
-    Ok(store::count(&mut conn, viewer, query.patient_id, query.doctor_id).await?)
+    db.run(async |conn| Ok(store::count(conn, viewer, query.patient_id, query.doctor_id).await?))
+        .await
 }
 
 pub async fn by_ids(db: &Db, viewer: &Viewer, ids: &[Uuid]) -> AppResult<HashMap<Uuid, Mapping>> {
-    let mut conn = db.conn().await?;
-    Ok(store::by_ids_visible(&mut conn, viewer, ids)
-        .await?
-        .into_iter()
-        .map(|m| (m.id, m.into()))
-        .collect())
+    db.run(async |conn| {
+        Ok(store::by_ids_visible(conn, viewer, ids)
+            .await?
+            .into_iter()
+            .map(|m| (m.id, m.into()))
+            .collect())
+    })
+    .await
 }
 
 fn grouped(rows: Vec<MappingRow>, key: impl Fn(&MappingRow) -> Uuid) -> HashMap<Uuid, Vec<Mapping>> {
@@ -167,27 +171,33 @@ fn grouped(rows: Vec<MappingRow>, key: impl Fn(&MappingRow) -> Uuid) -> HashMap<
 }
 
 pub async fn of_patients(db: &Db, viewer: &Viewer, patient_ids: &[Uuid]) -> AppResult<HashMap<Uuid, Vec<Mapping>>> {
-    let mut conn = db.conn().await?;
-    let rows = store::of_patients_visible(&mut conn, viewer, patient_ids).await?;
-    Ok(grouped(rows, |m| m.patient_id))
+    db.run(async |conn| {
+        let rows = store::of_patients_visible(conn, viewer, patient_ids).await?;
+        Ok(grouped(rows, |m| m.patient_id))
+    })
+    .await
 }
 
 pub async fn of_doctors(db: &Db, viewer: &Viewer, doctor_ids: &[Uuid]) -> AppResult<HashMap<Uuid, Vec<Mapping>>> {
-    let mut conn = db.conn().await?;
-    let rows = store::of_doctors_visible(&mut conn, viewer, doctor_ids).await?;
-    Ok(grouped(rows, |m| m.doctor_id))
+    db.run(async |conn| {
+        let rows = store::of_doctors_visible(conn, viewer, doctor_ids).await?;
+        Ok(grouped(rows, |m| m.doctor_id))
+    })
+    .await
 }
 
 /// The doctors assigned to one patient; `NOT_FOUND` if the viewer may not
 /// see the patient.
 pub async fn doctors_of_patient(db: &Db, viewer: &Viewer, patient_id: Uuid) -> AppResult<Vec<Doctor>> {
-    let mut conn = db.conn().await?;
-    if patient_store::by_ids_visible(&mut conn, viewer, &[patient_id])
-        .await?
-        .is_empty()
-    {
-        return Err(AppError::NotFound);
-    }
-    let rows = doctor_store::of_patients_visible(&mut conn, viewer, &[patient_id]).await?;
-    Ok(rows.into_iter().map(|(_, doctor)| doctor.into()).collect())
+    db.run(async |conn| {
+        if patient_store::by_ids_visible(conn, viewer, &[patient_id])
+            .await?
+            .is_empty()
+        {
+            return Err(AppError::NotFound);
+        }
+        let rows = doctor_store::of_patients_visible(conn, viewer, &[patient_id]).await?;
+        Ok(rows.into_iter().map(|(_, doctor)| doctor.into()).collect())
+    })
+    .await
 }

@@ -223,10 +223,12 @@ pub async fn create(
 ) -> AppResult<Patient> {
     let keyed = key.map(|key| Keyed::new(key, "createPatient", &input));
     let new = input.parse(viewer)?;
-    let mut conn = db.conn().await?;
     let Some(keyed) = keyed else {
-        return Ok(store::insert_audited(&mut conn, viewer, new).await?.into());
+        return db
+            .run(async |conn| Ok(store::insert_audited(conn, viewer, new).await?.into()))
+            .await;
     };
+    let mut conn = db.conn().await?;
     conn.transaction(async |tx| {
         let row = match idempotency::claim(tx, viewer, &keyed).await? {
             Claim::Made(id) => store::read_audited(tx, viewer, id)
@@ -246,8 +248,8 @@ pub async fn create(
 /// The patient, if the viewer may see it; the read and its `PATIENT_READ`
 /// event are one statement.
 pub async fn get(db: &Db, viewer: &Viewer, id: Uuid) -> AppResult<Option<Patient>> {
-    let mut conn = db.conn().await?;
-    Ok(store::read_audited(&mut conn, viewer, id).await?.map(Patient::from))
+    db.run(async |conn| Ok(store::read_audited(conn, viewer, id).await?.map(Patient::from)))
+        .await
 }
 
 pub async fn update(db: &Db, viewer: &Viewer, id: Uuid, input: UpdatePatient) -> AppResult<Patient> {
@@ -302,44 +304,50 @@ pub async fn list(
     after: Option<Cursor>,
 ) -> AppResult<Page<Patient>> {
     let pattern = query.search.as_ref().map(SearchTerm::pattern);
-    let mut conn = db.conn().await?;
-    let rows = store::list_page(
-        &mut conn,
-        viewer,
-        pattern.as_deref(),
-        query.order,
-        after.as_ref(),
-        limit.get() + 1,
-    )
-    .await?;
-    let field = query.order.field;
-    Ok(Page::from_rows(rows, limit, after.is_some(), |r| {
-        Cursor::of(field, &r.name, r.created_at, r.id)
+    db.run(async |conn| {
+        let rows = store::list_page(
+            conn,
+            viewer,
+            pattern.as_deref(),
+            query.order,
+            after.as_ref(),
+            limit.get() + 1,
+        )
+        .await?;
+        let field = query.order.field;
+        Ok(Page::from_rows(rows, limit, after.is_some(), |r| {
+            Cursor::of(field, &r.name, r.created_at, r.id)
+        })
+        .map(Patient::from))
     })
-    .map(Patient::from))
+    .await
 }
 
 pub async fn count(db: &Db, viewer: &Viewer, query: &PatientQuery) -> AppResult<i64> {
     let pattern = query.search.as_ref().map(SearchTerm::pattern);
-    let mut conn = db.conn().await?;
-    Ok(store::count(&mut conn, viewer, pattern.as_deref()).await?)
+    db.run(async |conn| Ok(store::count(conn, viewer, pattern.as_deref()).await?))
+        .await
 }
 
 /// The visible patients among `ids` (for loaders; not audited as reads of
 /// single records).
 pub async fn by_ids(db: &Db, viewer: &Viewer, ids: &[Uuid]) -> AppResult<HashMap<Uuid, Patient>> {
-    let mut conn = db.conn().await?;
-    let rows = store::by_ids_visible(&mut conn, viewer, ids).await?;
-    Ok(rows.into_iter().map(|r| (r.id, Patient::from(r))).collect())
+    db.run(async |conn| {
+        let rows = store::by_ids_visible(conn, viewer, ids).await?;
+        Ok(rows.into_iter().map(|r| (r.id, Patient::from(r))).collect())
+    })
+    .await
 }
 
 /// The visible patients of each doctor.
 pub async fn of_doctors(db: &Db, viewer: &Viewer, doctor_ids: &[Uuid]) -> AppResult<HashMap<Uuid, Vec<Patient>>> {
-    let mut conn = db.conn().await?;
-    let rows = store::of_doctors_visible(&mut conn, viewer, doctor_ids).await?;
-    let mut out: HashMap<Uuid, Vec<Patient>> = HashMap::new();
-    for (doctor, row) in rows {
-        out.entry(doctor).or_default().push(row.into());
-    }
-    Ok(out)
+    db.run(async |conn| {
+        let rows = store::of_doctors_visible(conn, viewer, doctor_ids).await?;
+        let mut out: HashMap<Uuid, Vec<Patient>> = HashMap::new();
+        for (doctor, row) in rows {
+            out.entry(doctor).or_default().push(row.into());
+        }
+        Ok(out)
+    })
+    .await
 }

@@ -19,6 +19,7 @@ mod mappings;
 mod nplusone;
 mod paging;
 mod patients;
+mod pooler;
 mod privacy;
 mod reads;
 mod rest;
