@@ -76,7 +76,15 @@ def main():
     port = int(port)
 
     lock = threading.Lock()
-    report = {"sent": 0, "attempts": 0, "acknowledged": {}, "failed": {}, "errors": [], "unresolved": []}
+    report = {
+        "sent": 0,
+        "attempts": 0,
+        "acknowledged": {},
+        "failed": {},
+        "errors": [],
+        "unresolved": [],
+        "slowest_failure": 0,
+    }
     start = time.monotonic()
     deadline = start + a.seconds
 
@@ -90,12 +98,15 @@ def main():
                 report["sent"] += 1
             give_up = time.monotonic() + (0 if a.no_retry else a.retry_for)
             while True:
+                sent = time.monotonic()
                 outcome, value = post(host, port, a.token, key, name, a.timeout)
                 at = round(time.monotonic() - start, 3)
+                took = time.monotonic() - sent
                 with lock:
                     report["attempts"] += 1
                     if outcome != "ok":
                         report["errors"].append([at, value])
+                        report["slowest_failure"] = max(report["slowest_failure"], round(took, 3))
                 if outcome == "ok":
                     with lock:
                         report["acknowledged"][name] = value
