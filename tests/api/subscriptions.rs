@@ -175,12 +175,23 @@ async fn a_subscriber_sees_its_own_patients_events_and_nobody_elses() {
         assert_eq!(bob_ws.event("b").await["patientId"], his_patient.as_str());
         assert_eq!(ann_ws.recv_within(Duration::from_millis(300)).await, None);
 
-        // Stopping a subscription stops its events.
+        // Stopping a subscription stops its events; another one on the
+        // same socket still gets them (and so every event of this round
+        // has been delivered before the next round subscribes).
+        ann_ws.subscribe("c", None).await;
+        until_live(&app, 3).await;
         let stop = if protocol == TRANSPORT { "complete" } else { "stop" };
         ann_ws.send(json!({ "type": stop, "id": "a" })).await;
+        until_live(&app, 2).await;
         let mapping = assign(&app, &ann, &patient, &his_doctor).await;
-        assert_eq!(ann_ws.recv_within(Duration::from_millis(500)).await, None);
+        assert_eq!(ann_ws.event("c").await["kind"], "ASSIGNED");
         remove(&app, &ann, &mapping).await;
+        assert_eq!(ann_ws.event("c").await["kind"], "REMOVED");
+        assert_eq!(
+            ann_ws.recv_within(Duration::from_millis(300)).await,
+            None,
+            "nothing for the stopped one"
+        );
     }
 }
 
