@@ -112,6 +112,14 @@ pub struct Accounts {
     refresh_ttl: Duration,
 }
 
+/// The unique index on an account's email (in any letter case), and what
+/// taking an email that has an account answers.
+const USERS_EMAIL_KEY: &str = "users_email_key";
+const EMAIL_TAKEN: AppError = AppError::Conflict {
+    field: Some("email"),
+    message: "an account with this email already exists",
+};
+
 impl Accounts {
     pub fn new(db: Db, keys: TokenKeys, passwords: Passwords, refresh_ttl: Duration) -> Self {
         Self {
@@ -147,13 +155,7 @@ impl Accounts {
                 },
             )
             .await
-            .on_unique(
-                "users_email_key",
-                AppError::Conflict {
-                    field: Some("email"),
-                    message: "an account with this email already exists",
-                },
-            )?;
+            .on_unique(USERS_EMAIL_KEY, EMAIL_TAKEN)?;
             let user: User = row.into();
             audit::record(
                 tx,
@@ -311,13 +313,7 @@ impl Accounts {
                     },
                 )
                 .await
-                .on_unique(
-                    "users_email_key",
-                    AppError::Conflict {
-                        field: Some("email"),
-                        message: "an account with this email already exists",
-                    },
-                )?;
+                .on_unique(USERS_EMAIL_KEY, EMAIL_TAKEN)?;
                 Ok(row.into())
             })
             .await
