@@ -84,10 +84,9 @@ async def main():
             if status == 200:
                 served.append(took)
             elif status == 503:
+                # The connection stays open unless the server says otherwise:
+                # like wrk, the next request goes out on it at once.
                 refused.append(took)
-                # The server refused without reading the body: it closes
-                # the connection after its answer.
-                keep = False
             else:
                 other[str(status)] = other.get(str(status), 0) + 1
             if not keep:

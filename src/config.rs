@@ -326,12 +326,15 @@ pub fn default_pool_size() -> usize {
     (cores * 4).max(8)
 }
 
-/// Four requests per pooled connection: enough to keep every connection
-/// busy while requests parse, authenticate and serialise, few enough that a
-/// served request never queues behind more than a few rounds of the pool
-/// (bench/README.md, "Overload").
+/// Two requests per pooled connection: enough to keep every connection busy
+/// while requests parse, authenticate and serialise (the bench's 16
+/// connections are all served on the default pool of 8), few enough that
+/// under overload a served request queues behind one round of the pool at
+/// most, and the CPU that refusing the rest costs does not push its p99
+/// past three times what it is without the overload (bench/README.md,
+/// "Overload"; four per connection gave 4.8 times).
 pub fn default_max_concurrent_requests(pool_size: usize) -> usize {
-    pool_size * 4
+    pool_size * 2
 }
 
 fn parse_or<T>(
