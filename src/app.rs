@@ -11,7 +11,7 @@ use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer, load_shed::LoadS
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
-    accounts::{Accounts, password::Passwords, tokens::TokenKeys},
+    accounts::{Accounts, limits::AuthLimiter, password::Passwords, tokens::TokenKeys},
     audit::seal::{SealKey, Sealer},
     config::{Config, CorsOrigins, Limits, MIN_AUDIT_SEAL_KEY_BYTES, MIN_JWT_SECRET_BYTES, SecretString},
     db::{
@@ -49,6 +49,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     pub cors: CorsOrigins,
+    /// Our own proxies in front (`TRUSTED_PROXY_HOPS`).
+    pub trusted_proxy_hops: usize,
 }
 
 /// The database the server uses, and the private cluster if it runs one.
@@ -238,6 +240,7 @@ impl Application {
             keys,
             Passwords::new(config.bcrypt_cost),
             config.refresh_token_ttl,
+            AuthLimiter::new(config.auth_rate_limit),
         );
         let services = Services { accounts };
         let metrics = Arc::new(Metrics::new());
@@ -257,6 +260,7 @@ impl Application {
             metrics,
             limits: config.limits.clone(),
             cors: config.cors_allowed_origins.clone(),
+            trusted_proxy_hops: config.trusted_proxy_hops,
         };
         let (rest, openapi) = rest::router();
         let rest = rest.with_state(rest::RestState {
@@ -305,7 +309,9 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.listener.local_addr()?, "serving");
-        let served = axum::serve(self.listener, self.router)
+        // The peer's address, for the per-client limits.
+        let router = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await;
         self.sealer.stop().await;

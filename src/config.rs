@@ -3,6 +3,8 @@
 
 use std::{fmt, net::IpAddr, path::PathBuf, time::Duration};
 
+use crate::accounts::limits::Rate;
+
 /// A secret that never prints.
 #[derive(Clone)]
 pub struct SecretString(String);
@@ -91,6 +93,12 @@ pub struct Config {
     pub database_connect_timeout: Duration,
     /// API requests served at once; more are refused at once with 503.
     pub max_concurrent_requests: usize,
+    /// Register, login and refresh attempts per client address; `None`:
+    /// no limit (`AUTH_RATE_LIMIT=off`).
+    pub auth_rate_limit: Option<Rate>,
+    /// Our own proxies in front of the server, whose `X-Forwarded-For`
+    /// entries are believed.
+    pub trusted_proxy_hops: usize,
     pub cors_allowed_origins: CorsOrigins,
     pub introspection: bool,
     pub log_format: LogFormat,
@@ -230,6 +238,16 @@ impl Config {
             1,
             100_000,
         )?;
+        let auth_rate_limit = match get("AUTH_RATE_LIMIT").as_deref().map(str::trim) {
+            Some("off") => None,
+            raw => Some(Rate::parse(raw.unwrap_or(DEFAULT_AUTH_RATE_LIMIT)).ok_or_else(|| {
+                invalid(
+                    "AUTH_RATE_LIMIT",
+                    "must be attempts per second, minute, hour or day (`20/min`), or `off`",
+                )
+            })?),
+        };
+        let trusted_proxy_hops = number("TRUSTED_PROXY_HOPS", get("TRUSTED_PROXY_HOPS"), 0, 0, 10)?;
         let cors_allowed_origins = cors(get("CORS_ALLOWED_ORIGINS"))?;
         let introspection = boolean("GRAPHQL_INTROSPECTION", get("GRAPHQL_INTROSPECTION"), true)?;
         let log_format = match get("LOG_FORMAT").as_deref().map(str::trim) {
@@ -298,6 +316,8 @@ impl Config {
             database_pool_size,
             database_connect_timeout,
             max_concurrent_requests,
+            auth_rate_limit,
+            trusted_proxy_hops,
             cors_allowed_origins,
             introspection,
             log_format,
@@ -325,6 +345,9 @@ pub fn default_pool_size() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     (cores * 4).max(8)
 }
+
+/// Account attempts (register, login, refresh) per client address.
+pub const DEFAULT_AUTH_RATE_LIMIT: &str = "20/min";
 
 /// Two requests per pooled connection: enough to keep every connection busy
 /// while requests parse, authenticate and serialise (the bench's 16

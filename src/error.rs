@@ -1,6 +1,8 @@
 //! `AppError`: the one error type of the service layer, and the table that maps
 //! each variant to its GraphQL `extensions.code` and its HTTP status.
 
+use std::time::Duration;
+
 use axum::http::StatusCode;
 
 pub type AppResult<T> = Result<T, AppError>;
@@ -31,6 +33,9 @@ pub enum AppError {
     },
     #[error("too many attempts; try again later")]
     TooManyRequests,
+    /// Over the per-client limit of account attempts (`AUTH_RATE_LIMIT`).
+    #[error("too many attempts from this address; try again in {} s", whole_seconds(*retry_after))]
+    RateLimited { retry_after: Duration },
     /// A subscriber fell too far behind the events and was stopped.
     #[error("the subscription fell behind and was stopped; subscribe again")]
     SubscriberTooSlow,
@@ -87,7 +92,7 @@ impl AppError {
             Self::NotFound => "NOT_FOUND",
             Self::BadInput { .. } | Self::PayloadTooLarge | Self::NotJson => "BAD_USER_INPUT",
             Self::Conflict { .. } => "CONFLICT",
-            Self::TooManyRequests | Self::TooManySubscriptions => "TOO_MANY_REQUESTS",
+            Self::TooManyRequests | Self::RateLimited { .. } | Self::TooManySubscriptions => "TOO_MANY_REQUESTS",
             Self::SubscriberTooSlow => "INTERNAL_SERVER_ERROR",
             Self::Unavailable | Self::Busy | Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
@@ -102,7 +107,9 @@ impl AppError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::TooManyRequests | Self::TooManySubscriptions => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests | Self::RateLimited { .. } | Self::TooManySubscriptions => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::SubscriberTooSlow => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unavailable | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -112,6 +119,17 @@ impl AppError {
     /// Whether the same request may succeed if sent again.
     pub fn retryable(&self) -> bool {
         matches!(self, Self::Unavailable | Self::Busy)
+    }
+
+    /// Seconds a client should wait before sending the request again
+    /// (`Retry-After`), where waiting helps.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::TooManyRequests => Some(crate::accounts::THROTTLE_WINDOW.as_secs()),
+            Self::RateLimited { retry_after } => Some(whole_seconds(*retry_after)),
+            _ if self.retryable() => Some(1),
+            _ => None,
+        }
     }
 
     /// The input field the error is about, where there is one.
@@ -132,6 +150,11 @@ impl AppError {
             _ => {}
         }
     }
+}
+
+/// A wait in whole seconds, rounded up, at least one.
+fn whole_seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 impl From<diesel::result::Error> for AppError {

@@ -435,7 +435,7 @@ impl fmt::Debug for Email {
 }
 
 /// A new password: at least 8 characters and at most 72 bytes (bcrypt's
-/// limit), without NUL.
+/// limit), without NUL, and not a commonly used one.
 pub struct Password(SecretString);
 
 pub const PASSWORD_MAX_BYTES: usize = 72;
@@ -450,6 +450,12 @@ impl Password {
         }
         if raw.len() > PASSWORD_MAX_BYTES {
             return Err(AppError::bad_input(field, "must be at most 72 bytes"));
+        }
+        if crate::accounts::password::is_common(raw) {
+            return Err(AppError::bad_input(
+                field,
+                "is a commonly used password, the first that attackers try: choose another",
+            ));
         }
         Ok(Self(SecretString::new(raw.to_owned())))
     }
@@ -708,7 +714,7 @@ mod tests {
     #[test]
     fn password_bounds() {
         assert!(Password::parse("password", "1234567").is_err());
-        assert!(Password::parse("password", "12345678").is_ok());
+        assert!(Password::parse("password", "1234567x").is_ok());
         assert!(Password::parse("password", &"a".repeat(72)).is_ok());
         assert!(Password::parse("password", &"a".repeat(73)).is_err());
         // Eight characters of two bytes each: long enough, and 16 bytes.
@@ -717,6 +723,10 @@ mod tests {
         assert!(Password::parse("password", &"é".repeat(36)).is_ok());
         assert!(Password::parse("password", &"é".repeat(37)).is_err());
         assert!(Password::parse("password", "1234\u{0}5678").is_err());
+        // Commonly used passwords, in any letter case.
+        for common in ["12345678", "password1", "PassWord1", "iloveyou2"] {
+            assert!(Password::parse("password", common).is_err(), "{common}");
+        }
         assert_eq!(
             format!("{:?}", Password::parse("password", "secret-pass").unwrap()),
             "Password(..)"

@@ -6,7 +6,7 @@ use std::{io::Write as _, process::ExitCode};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use healthcare_api::{
-    accounts::{Accounts, password::Passwords, tokens::TokenKeys},
+    accounts::{Accounts, limits::AuthLimiter, password::Passwords, tokens::TokenKeys},
     app::{Application, Database, shutdown_signal},
     audit::seal::{self, SealKey, Verdict},
     config::Config,
@@ -251,7 +251,13 @@ async fn create_admin(
         },
     )?;
     let keys = TokenKeys::new(database.jwt_secret.expose().as_bytes(), config.access_token_ttl);
-    let accounts = Accounts::new(db, keys, Passwords::new(config.bcrypt_cost), config.refresh_token_ttl);
+    let accounts = Accounts::new(
+        db,
+        keys,
+        Passwords::new(config.bcrypt_cost),
+        config.refresh_token_ttl,
+        AuthLimiter::new(None),
+    );
     let user = accounts
         .create_admin(name, email, password)
         .await

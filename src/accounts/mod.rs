@@ -1,6 +1,7 @@
 //! Accounts: registration, login with throttling, refresh-token rotation,
 //! logout, the signed-in user, and the first admin.
 
+pub mod limits;
 pub mod password;
 pub mod tokens;
 
@@ -10,11 +11,12 @@ use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
-use self::{password::Passwords, tokens::TokenKeys};
+use self::{limits::AuthLimiter, password::Passwords, tokens::TokenKeys};
 use crate::{
     audit::{self, Action, EntityType, Event},
     db::{self, Db, accounts::UserRow},
     error::{AppError, AppResult, OnConstraint as _},
+    http::client::Client,
     input::{self, Email, Password, PersonName},
     viewer::{Role, Viewer},
 };
@@ -110,6 +112,8 @@ pub struct Accounts {
     keys: TokenKeys,
     passwords: Passwords,
     refresh_ttl: Duration,
+    /// Register, login and refresh attempts per client address.
+    limiter: Arc<AuthLimiter>,
 }
 
 /// The unique index on an account's email (in any letter case), and what
@@ -121,12 +125,13 @@ const EMAIL_TAKEN: AppError = AppError::Conflict {
 };
 
 impl Accounts {
-    pub fn new(db: Db, keys: TokenKeys, passwords: Passwords, refresh_ttl: Duration) -> Self {
+    pub fn new(db: Db, keys: TokenKeys, passwords: Passwords, refresh_ttl: Duration, limiter: AuthLimiter) -> Self {
         Self {
             db,
             keys,
             passwords,
             refresh_ttl,
+            limiter: Arc::new(limiter),
         }
     }
 
@@ -136,11 +141,17 @@ impl Accounts {
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn register(&self, input: Registration, request_id: Option<&str>) -> AppResult<AuthSession> {
+    pub async fn register(
+        &self,
+        input: Registration,
+        client: &Client,
+        request_id: Option<&str>,
+    ) -> AppResult<AuthSession> {
+        self.limiter.check(client.address)?;
         let name = PersonName::parse("name", &input.name)?;
         let email = Email::parse("email", &input.email)?;
         let password = Password::parse("password", &input.password)?;
-        let hash = self.passwords.hash(password.expose()).await?;
+        let hash = self.passwords.hash(client.address, password.expose()).await?;
         let mut conn = self.db.conn().await?;
         let this = self.clone();
         conn.transaction(async move |tx| {
@@ -175,8 +186,15 @@ impl Accounts {
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn login(&self, email: &str, password: &str, request_id: Option<&str>) -> AppResult<AuthSession> {
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: &Client,
+        request_id: Option<&str>,
+    ) -> AppResult<AuthSession> {
         const WRONG: AppError = AppError::BadCredentials("wrong email or password");
+        self.limiter.check(client.address)?;
         let email = Email::parse("email", email)?;
         let since = Utc::now() - THROTTLE_WINDOW;
         let found = self
@@ -195,7 +213,11 @@ impl Accounts {
             None => (None, None),
         };
         let fits = !password.is_empty() && password.len() <= input::PASSWORD_MAX_BYTES && !password.contains('\0');
-        let ok = self.passwords.verify(if fits { password } else { "" }, hash).await? && fits;
+        let ok = self
+            .passwords
+            .verify(client.address, if fits { password } else { "" }, hash)
+            .await?
+            && fits;
         let user_id = row.as_ref().map(|r| r.id);
         let event = |action| Event {
             actor: user_id,
@@ -224,8 +246,9 @@ impl Accounts {
     /// Exchanges a live refresh token for a new pair, retiring it. Presenting a
     /// retired or revoked token revokes every refresh token of its user.
     #[tracing::instrument(skip_all)]
-    pub async fn refresh(&self, refresh_token: &str) -> AppResult<AuthSession> {
+    pub async fn refresh(&self, refresh_token: &str, client: &Client) -> AppResult<AuthSession> {
         const REFUSED: AppError = AppError::BadCredentials("the refresh token is not valid");
+        self.limiter.check(client.address)?;
         let hash = tokens::refresh_token_hash(refresh_token).ok_or(REFUSED)?;
         enum Outcome {
             Renewed(AuthSession),
@@ -299,7 +322,7 @@ impl Accounts {
         let name = PersonName::parse("name", name)?;
         let email = Email::parse("email", email)?;
         let password = Password::parse("password", password)?;
-        let hash = self.passwords.hash(password.expose()).await?;
+        let hash = self.passwords.hash(Client::local().address, password.expose()).await?;
         self.db
             .run(async |conn| {
                 let row = db::accounts::insert_user(

@@ -1,15 +1,39 @@
 //! Password hashing with bcrypt, off the async workers and rationed, so that a
-//! storm of logins cannot take every core from other requests.
+//! storm of logins cannot take every core from other requests, nor one client
+//! address every turn at it; and the commonly used passwords that a new
+//! password may not be.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, LazyLock, Mutex},
+    time::Duration,
+};
 
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::{
+    sync::{OnceCell, OwnedSemaphorePermit, Semaphore},
+    time::Instant,
+};
 use tracing::Instrument as _;
 
+use super::limits::client_key;
 use crate::error::AppError;
 
 /// How long a login waits for its turn at bcrypt before it is told to retry.
 const QUEUE_WAIT: Duration = Duration::from_secs(10);
+
+/// Commonly used passwords, lower-cased and sorted by bytes: the 100,000
+/// most common of SecLists' ten-million list that the length rules let
+/// through (`scripts/common-passwords` names the source and remakes it).
+static COMMON: LazyLock<Vec<&'static str>> = LazyLock::new(|| include_str!("common-passwords.txt").lines().collect());
+
+/// Whether `password` is a commonly used one, in any letter case.
+pub fn is_common(password: &str) -> bool {
+    let lowered = password.to_lowercase();
+    COMMON
+        .binary_search_by(|entry| entry.as_bytes().cmp(lowered.as_bytes()))
+        .is_ok()
+}
 
 #[derive(Clone)]
 pub struct Passwords {
@@ -17,50 +41,68 @@ pub struct Passwords {
     /// Verified against for unknown emails, so that they cost the same work.
     dummy_hash: Arc<OnceCell<String>>,
     /// bcrypt runs at most this many at once.
+    workers: usize,
     permits: Arc<Semaphore>,
+    /// Each client address's share of the workers: it may have at most
+    /// `workers` jobs waiting for a worker or running, so that another
+    /// address's job waits behind one round of them at most, however many
+    /// the first one sends.
+    shares: Arc<Mutex<HashMap<IpAddr, Arc<Semaphore>>>>,
 }
 
 impl Passwords {
     pub fn new(cost: u32) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Leave at least one core for everything else.
+        let workers = cores.saturating_sub(1).max(1);
         Self {
             cost,
             dummy_hash: Arc::new(OnceCell::new()),
-            // Leave at least one core for everything else.
-            permits: Arc::new(Semaphore::new(cores.saturating_sub(1).max(1))),
+            workers,
+            permits: Arc::new(Semaphore::new(workers)),
+            shares: Arc::default(),
         }
     }
 
-    pub async fn hash(&self, password: &str) -> Result<String, AppError> {
+    pub async fn hash(&self, client: IpAddr, password: &str) -> Result<String, AppError> {
         let password = password.to_owned();
         let cost = self.cost;
-        self.blocking(move || bcrypt::hash(password, cost).map_err(AppError::internal))
+        self.blocking(client, move || bcrypt::hash(password, cost).map_err(AppError::internal))
             .await?
     }
 
     /// Checks `password` against `hash`; with no hash (unknown email), does
     /// the same work against a dummy and answers false.
-    pub async fn verify(&self, password: &str, hash: Option<String>) -> Result<bool, AppError> {
+    pub async fn verify(&self, client: IpAddr, password: &str, hash: Option<String>) -> Result<bool, AppError> {
         let known = hash.is_some();
         let hash = match hash {
             Some(h) => h,
-            None => self.dummy_hash().await?.clone(),
+            None => self.dummy_hash(client).await?.clone(),
         };
         let password = password.to_owned();
         let matches = self
-            .blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+            .blocking(client, move || bcrypt::verify(password, &hash).unwrap_or(false))
             .await?;
         Ok(known && matches)
     }
 
-    async fn dummy_hash(&self) -> Result<&String, AppError> {
+    async fn dummy_hash(&self, client: IpAddr) -> Result<&String, AppError> {
         self.dummy_hash
-            .get_or_try_init(|| self.hash("not a password anyone has"))
+            .get_or_try_init(|| self.hash(client, "not a password anyone has"))
             .await
     }
 
-    async fn blocking<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
-        let _permit = tokio::time::timeout(QUEUE_WAIT, self.permits.acquire())
+    async fn blocking<T: Send + 'static>(
+        &self,
+        client: IpAddr,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        let deadline = Instant::now() + QUEUE_WAIT;
+        let share = Share::take(&self.shares, client_key(client), self.workers);
+        let _turn = tokio::time::timeout_at(deadline, share.acquire())
+            .await
+            .map_err(|_| AppError::TooManyRequests)??;
+        let _permit = tokio::time::timeout_at(deadline, self.permits.acquire())
             .await
             .map_err(|_| AppError::TooManyRequests)?
             .map_err(AppError::internal)?;
@@ -69,5 +111,103 @@ impl Passwords {
             .instrument(tracing::Span::current())
             .await
             .map_err(AppError::internal)
+    }
+}
+
+/// One address's share of the workers, held while its job waits or runs;
+/// the last holder removes the address from the map.
+struct Share<'a> {
+    shares: &'a Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
+    key: IpAddr,
+    semaphore: Option<Arc<Semaphore>>,
+}
+
+impl<'a> Share<'a> {
+    fn take(shares: &'a Mutex<HashMap<IpAddr, Arc<Semaphore>>>, key: IpAddr, workers: usize) -> Self {
+        let semaphore = shares
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(key)
+            .or_insert_with(|| Arc::new(Semaphore::new(workers)))
+            .clone();
+        Self {
+            shares,
+            key,
+            semaphore: Some(semaphore),
+        }
+    }
+
+    async fn acquire(&self) -> Result<OwnedSemaphorePermit, AppError> {
+        let semaphore = self
+            .semaphore
+            .clone()
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("no share")))?;
+        semaphore.acquire_owned().await.map_err(AppError::internal)
+    }
+}
+
+impl Drop for Share<'_> {
+    fn drop(&mut self) {
+        let Some(semaphore) = self.semaphore.take() else {
+            return;
+        };
+        let mut shares = self.shares.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Ours and the map's: nobody else holds or waits for this share.
+        if Arc::strong_count(&semaphore) == 2 {
+            shares.remove(&self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_common_list_is_long_sorted_and_lower_case() {
+        assert!(COMMON.len() >= 10_000, "{}", COMMON.len());
+        assert!(COMMON.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes()));
+        assert!(COMMON.iter().all(|p| *p == p.to_lowercase() && p.chars().count() >= 8));
+    }
+
+    #[test]
+    fn common_passwords_are_found_in_any_case() {
+        for common in ["password", "Password1", "QWERTYUIOP", "iloveyou", "12345678"] {
+            assert!(is_common(common), "{common}");
+        }
+        for rare in ["correct horse", "bench password", "tr0ub4dor&3-staple", ""] {
+            assert!(!is_common(rare), "{rare}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_address_cannot_take_every_turn() {
+        let passwords = Passwords::new(4);
+        let flood: IpAddr = "127.0.0.2".parse().unwrap();
+        let other: IpAddr = "127.0.0.3".parse().unwrap();
+        // Many jobs from one address: at most `workers` of them are in the
+        // workers' queue at a time, so another address's job overtakes the rest.
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut jobs = Vec::new();
+        for i in 0..8 {
+            let (p, order) = (passwords.clone(), order.clone());
+            jobs.push(tokio::spawn(async move {
+                p.blocking(flood, move || std::thread::sleep(Duration::from_millis(30)))
+                    .await
+                    .unwrap();
+                order.lock().unwrap().push(format!("flood {i}"));
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        passwords
+            .blocking(other, || std::thread::sleep(Duration::from_millis(30)))
+            .await
+            .unwrap();
+        let done_before_other = order.lock().unwrap().len();
+        for job in jobs {
+            job.await.unwrap();
+        }
+        assert!(done_before_other <= passwords.workers * 2, "{done_before_other}");
+        assert!(passwords.shares.lock().unwrap().is_empty(), "the shares are given back");
     }
 }

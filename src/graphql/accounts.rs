@@ -3,7 +3,10 @@
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 
 use super::{types::User, viewer};
-use crate::accounts::{Accounts, AuthSession, Registration, Seen};
+use crate::{
+    accounts::{Accounts, AuthSession, Registration, Seen},
+    http::client::Client,
+};
 
 #[derive(InputObject)]
 pub struct RegisterInput {
@@ -71,18 +74,28 @@ impl AccountMutation {
             password: input.password,
         };
         let request_id = ctx.data::<super::RequestId>()?.0.as_deref();
-        Ok(ctx.data::<Accounts>()?.register(registration, request_id).await?.into())
+        let client = ctx.data::<Client>()?;
+        Ok(ctx
+            .data::<Accounts>()?
+            .register(registration, client, request_id)
+            .await?
+            .into())
     }
 
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let request_id = ctx.data::<super::RequestId>()?.0.as_deref();
         let accounts = ctx.data::<Accounts>()?;
-        Ok(accounts.login(&input.email, &input.password, request_id).await?.into())
+        let client = ctx.data::<Client>()?;
+        Ok(accounts
+            .login(&input.email, &input.password, client, request_id)
+            .await?
+            .into())
     }
 
     /// Exchanges a refresh token for a new pair. Reusing a retired refresh token revokes every refresh token of that user.
     async fn refresh_token(&self, ctx: &Context<'_>, #[graphql(secret)] refresh_token: String) -> Result<AuthPayload> {
-        Ok(ctx.data::<Accounts>()?.refresh(&refresh_token).await?.into())
+        let client = ctx.data::<Client>()?;
+        Ok(ctx.data::<Accounts>()?.refresh(&refresh_token, client).await?.into())
     }
 
     /// Revokes the given refresh token. True when it was live.

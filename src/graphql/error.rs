@@ -7,8 +7,9 @@ use async_graphql::{ErrorExtensionValues, ServerError, Value};
 
 use crate::error::AppError;
 
-/// `extensions.code`, `extensions.field` where the error names one, and
-/// `extensions.retryable` where the same request may succeed if sent again.
+/// `extensions.code`, `extensions.field` where the error names one,
+/// `extensions.retryable` where the same request may succeed if sent again,
+/// and `extensions.retryAfter` (seconds) where it may after a wait.
 fn extensions(err: &AppError) -> ErrorExtensionValues {
     let mut extensions = ErrorExtensionValues::default();
     extensions.set("code", err.code());
@@ -17,6 +18,10 @@ fn extensions(err: &AppError) -> ErrorExtensionValues {
     }
     if err.retryable() {
         extensions.set("retryable", true);
+    }
+    if let (Some(seconds), false) = (err.retry_after(), err.retryable()) {
+        // Seconds to wait first, as REST's `Retry-After` says.
+        extensions.set("retryAfter", seconds);
     }
     extensions
 }

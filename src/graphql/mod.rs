@@ -37,7 +37,7 @@ use crate::{
     config::Limits,
     db::Db,
     error::AppError,
-    http::{bearer_token, is_json, request_id},
+    http::{bearer_token, client::Client, is_json, request_id},
     idempotency::IdempotencyKey,
     viewer::Viewer,
 };
@@ -255,7 +255,12 @@ fn only_introspects(document: &ExecutableDocument) -> bool {
 }
 
 /// `POST /graphql`: one operation or a batch, as JSON.
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn post(
+    State(state): State<AppState>,
+    axum::Extension(client): axum::Extension<Client>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -302,11 +307,16 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Resul
             &AppError::bad_input("body", "the batch has more operations than the limit allows"),
         );
     }
-    execute(&state, &headers, batch).await
+    execute(&state, client, &headers, batch).await
 }
 
 /// `GET /graphql`: GraphiQL for a browser, a query for API clients.
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+pub async fn get(
+    State(state): State<AppState>,
+    axum::Extension(client): axum::Extension<Client>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     let query = uri.query().unwrap_or_default();
     if query.is_empty() && accepts_html(&headers) {
         return graphiql();
@@ -330,10 +340,10 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) ->
             .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
         return response;
     }
-    execute(&state, &headers, BatchRequest::Single(request)).await
+    execute(&state, client, &headers, BatchRequest::Single(request)).await
 }
 
-async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> Response {
+async fn execute(state: &AppState, client: Client, headers: &HeaderMap, batch: BatchRequest) -> Response {
     let key = match IdempotencyKey::from_headers(headers) {
         Ok(key) => key,
         Err(err) => return error_response(StatusCode::BAD_REQUEST, &err),
@@ -358,7 +368,8 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
     }
     let mut batch = batch
         .data(RequestAuth(viewer.clone()))
-        .data(RequestId(request_id.map(str::to_owned)));
+        .data(RequestId(request_id.map(str::to_owned)))
+        .data(client);
     let started = std::time::Instant::now();
     let kinds: Vec<Option<OperationType>> = batch.iter_mut().map(|r| state.documents.prepare(r)).collect();
     if let Some(key) = key {

@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by every route: the middleware stack, health checks,
 //! metrics, and reading the bearer token and request id.
 
+pub mod client;
 pub mod health;
 pub mod metrics;
 
@@ -98,6 +99,7 @@ pub fn with_middleware(router: Router<AppState>, state: &AppState) -> Router {
         .on_request(())
         .on_response(DefaultOnResponse::new().level(Level::INFO));
     router
+        .layer(middleware::from_fn_with_state(state.trusted_proxy_hops, client::attach))
         .layer(middleware::from_fn_with_state(state.clone(), count_response))
         .layer(
             ServiceBuilder::new()
@@ -133,11 +135,10 @@ fn internal_error_response() -> Response {
 /// (a panic, a timeout).
 fn failure_response(err: &AppError) -> Response {
     let mut response = (err.status(), axum::Json(err.failure_body())).into_response();
-    if err.retryable() {
-        response.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("1"),
-        );
+    if let Some(seconds) = err.retry_after() {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }

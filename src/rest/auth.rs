@@ -2,7 +2,7 @@
 //! clients do.
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::State,
     http::{HeaderMap, StatusCode},
     response::IntoResponse,
@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     accounts::{AuthSession, Registration, User},
-    http::request_id,
+    http::{client::Client, request_id},
 };
 
 /// Returned by register, login and refresh: GraphQL's `AuthPayload` plus
@@ -88,10 +88,13 @@ pub struct RefreshBody {
     responses(
         (status = 201, description = "The new account, signed in", body = AuthJson),
         (status = 409, description = "An account with this email exists", body = ErrorBody),
+        (status = 429, description = "Too many attempts from this client address (`AUTH_RATE_LIMIT`)", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait"))),
     )
 )]
 pub async fn register(
     State(app): State<RestState>,
+    Extension(client): Extension<Client>,
     headers: HeaderMap,
     Body(body): Body<RegisterBody>,
 ) -> ApiResult<impl IntoResponse> {
@@ -100,7 +103,10 @@ pub async fn register(
         email: body.email,
         password: body.password,
     };
-    let session = app.accounts.register(registration, request_id(&headers)).await?;
+    let session = app
+        .accounts
+        .register(registration, &client, request_id(&headers))
+        .await?;
     Ok((StatusCode::CREATED, Json(AuthJson::from(session))))
 }
 
@@ -113,18 +119,19 @@ pub async fn register(
         (status = 200, description = "Signed in", body = AuthJson),
         (status = 401, description = "Wrong email or password", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 429, description = "Too many failed logins for this email; try again later", body = ErrorBody,
+        (status = 429, description = "Too many failed logins for this email, or too many attempts from this client address (`AUTH_RATE_LIMIT`); try again later", body = ErrorBody,
             headers(("Retry-After" = String, description = "Seconds to wait"))),
     )
 )]
 pub async fn login(
     State(app): State<RestState>,
+    Extension(client): Extension<Client>,
     headers: HeaderMap,
     Body(body): Body<LoginBody>,
 ) -> ApiResult<Json<AuthJson>> {
     let session = app
         .accounts
-        .login(&body.email, &body.password, request_id(&headers))
+        .login(&body.email, &body.password, &client, request_id(&headers))
         .await?;
     Ok(Json(session.into()))
 }
@@ -139,10 +146,16 @@ pub async fn login(
         (status = 200, description = "A new pair", body = AuthJson),
         (status = 401, description = "The refresh token is unknown, expired, retired or revoked", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 429, description = "Too many attempts from this client address (`AUTH_RATE_LIMIT`)", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait"))),
     )
 )]
-pub async fn refresh(State(app): State<RestState>, Body(body): Body<RefreshBody>) -> ApiResult<Json<AuthJson>> {
-    Ok(Json(app.accounts.refresh(&body.refresh_token).await?.into()))
+pub async fn refresh(
+    State(app): State<RestState>,
+    Extension(client): Extension<Client>,
+    Body(body): Body<RefreshBody>,
+) -> ApiResult<Json<AuthJson>> {
+    Ok(Json(app.accounts.refresh(&body.refresh_token, &client).await?.into()))
 }
 
 /// Revokes a refresh token (whether or not it was live).

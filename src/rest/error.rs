@@ -74,17 +74,11 @@ impl IntoResponse for ApiError {
         err.log();
         let mut response = (err.status(), Json(ErrorBody::of(&err))).into_response();
         let headers = response.headers_mut();
-        match err {
-            AppError::Unauthenticated | AppError::BadCredentials(_) => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            AppError::TooManyRequests => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("900"));
-            }
-            _ if err.retryable() => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            _ => {}
+        if matches!(err, AppError::Unauthenticated | AppError::BadCredentials(_)) {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = err.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

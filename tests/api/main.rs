@@ -15,6 +15,7 @@ mod doctors;
 mod embedded;
 mod http;
 mod idempotency;
+mod limits;
 mod mappings;
 mod nplusone;
 mod paging;

@@ -128,6 +128,9 @@ pub fn settings(db_url: &str) -> HashMap<String, String> {
         ("AUDIT_SEAL_INTERVAL", "1h"),
         ("PORT", "0"),
         ("BCRYPT_COST", "4"),
+        // The tests sign up many users from one address; the limit's own
+        // tests turn it on.
+        ("AUTH_RATE_LIMIT", "off"),
         ("DATABASE_POOL_SIZE", "4"),
         ("RUST_LOG", "warn"),
     ]
@@ -213,8 +216,21 @@ impl TestApp {
     }
 
     pub async fn gql_with(&self, token: Option<&str>, query: &str, variables: Value) -> Gql {
-        let mut req = self
-            .client
+        self.gql_on(&self.client, token, query, variables).await
+    }
+
+    /// A client whose requests come from `address` (any of 127.0.0.0/8).
+    pub fn client_from(address: &str) -> reqwest::Client {
+        reqwest::Client::builder()
+            .local_address(address.parse::<std::net::IpAddr>().expect("an address"))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("http client")
+    }
+
+    /// A GraphQL request through `client`.
+    pub async fn gql_on(&self, client: &reqwest::Client, token: Option<&str>, query: &str, variables: Value) -> Gql {
+        let mut req = client
             .post(self.url("/graphql"))
             .json(&json!({ "query": query, "variables": variables }));
         if let Some(token) = token {
