@@ -1,7 +1,7 @@
 //! `Application`: opens the database (the embedded cluster or `DATABASE_URL`),
 //! migrates it, assembles the routes, binds, and serves until told to stop.
 
-use std::{future::Future, io::Write as _, net::SocketAddr, path::Path, sync::Arc};
+use std::{future::Future, io::Write as _, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use axum::{Router, error_handling::HandleErrorLayer, routing::get};
@@ -242,6 +242,8 @@ impl Application {
             config.refresh_token_ttl,
             AuthLimiter::new(config.auth_rate_limit),
         );
+        // A revoked token is refused until it would have expired anyway.
+        accounts.follow_revocations(config.access_token_ttl + Duration::from_secs(60));
         let services = Services { accounts };
         let metrics = Arc::new(Metrics::new());
         let notifications = listen::spawn(database.direct_url.expose(), events::CHANNEL, 1024)?;

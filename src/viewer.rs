@@ -32,6 +32,11 @@ pub struct Viewer {
     pub role: Role,
     /// When the access token stops being valid (seconds since the epoch).
     pub expires_at: i64,
+    /// The user's token version the access token was issued under.
+    pub token_version: i32,
+    /// The session the access token was issued to (none in tokens issued
+    /// before sessions were kept).
+    pub session_id: Option<uuid::Uuid>,
     /// The `X-Request-Id` of the request being served, for the audit trail.
     pub request_id: Option<String>,
 }

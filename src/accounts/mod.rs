@@ -3,6 +3,7 @@
 
 pub mod limits;
 pub mod password;
+pub mod revocations;
 pub mod tokens;
 
 use std::{sync::Arc, time::Duration};
@@ -11,13 +12,19 @@ use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
-use self::{limits::AuthLimiter, password::Passwords, tokens::TokenKeys};
+use self::{
+    limits::AuthLimiter,
+    password::Passwords,
+    revocations::{Revocations, Revoked},
+    tokens::TokenKeys,
+};
 use crate::{
     audit::{self, Action, EntityType, Event},
     db::{self, Db, accounts::UserRow},
     error::{AppError, AppResult, OnConstraint as _},
     http::client::Client,
-    input::{self, Email, Password, PersonName},
+    input::{self, Email, Password, PersonName, SearchTerm},
+    paging::{Cursor, Limit, Page, SortField},
     viewer::{Role, Viewer},
 };
 
@@ -35,6 +42,12 @@ pub struct User {
     pub role: Role,
     #[serde(serialize_with = "crate::time::serialize")]
     pub created_at: DateTime<Utc>,
+    /// Disabled by an admin: cannot sign in or refresh.
+    #[serde(skip)]
+    pub disabled: bool,
+    /// The version the user's access tokens are issued under.
+    #[serde(skip)]
+    pub token_version: i32,
 }
 
 impl From<UserRow> for User {
@@ -45,6 +58,8 @@ impl From<UserRow> for User {
             email: row.email,
             role: Role::from_db(&row.role),
             created_at: row.created_at,
+            disabled: row.disabled_at.is_some(),
+            token_version: row.token_version,
         }
     }
 }
@@ -86,6 +101,10 @@ impl Seen {
     pub fn role(&self) -> Option<Role> {
         self.private_shown.then_some(self.user.role)
     }
+
+    pub fn disabled(&self) -> Option<bool> {
+        self.private_shown.then_some(self.user.disabled)
+    }
 }
 
 /// What register, login and refresh hand back.
@@ -95,6 +114,17 @@ pub struct AuthSession {
     pub expires_in: i64,
     pub refresh_token: String,
     pub user: User,
+}
+
+/// A signed-in client: one chain of refresh tokens.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: Uuid,
+    pub user_agent: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    /// The session of the access token that asked.
+    pub current: bool,
 }
 
 /// Raw registration input, as either transport received it.
@@ -114,6 +144,8 @@ pub struct Accounts {
     refresh_ttl: Duration,
     /// Register, login and refresh attempts per client address.
     limiter: Arc<AuthLimiter>,
+    /// The users whose older access tokens are refused.
+    revocations: Arc<Revocations>,
 }
 
 /// The unique index on an account's email (in any letter case), and what
@@ -132,12 +164,24 @@ impl Accounts {
             passwords,
             refresh_ttl,
             limiter: Arc::new(limiter),
+            revocations: Arc::default(),
         }
+    }
+
+    /// Keeps this replica's view of revoked tokens fresh, until the
+    /// accounts service is dropped.
+    pub fn follow_revocations(&self, token_lifetime: Duration) {
+        Revocations::spawn_poller(&self.revocations, self.db.clone(), token_lifetime);
     }
 
     /// The viewer a bearer token proves.
     pub fn authenticate(&self, bearer: &str) -> AppResult<Viewer> {
-        self.keys.verify(bearer)
+        let viewer = self.keys.verify(bearer)?;
+        if self.revocations.allows(viewer.user_id, viewer.token_version) {
+            Ok(viewer)
+        } else {
+            Err(AppError::Unauthenticated)
+        }
     }
 
     #[tracing::instrument(skip_all)]
@@ -154,7 +198,9 @@ impl Accounts {
         let hash = self.passwords.hash(client.address, password.expose()).await?;
         let mut conn = self.db.conn().await?;
         let this = self.clone();
+        let client = client.clone();
         conn.transaction(async move |tx| {
+            let client = &client;
             let row = db::accounts::insert_user(
                 tx,
                 &db::accounts::NewUserRow {
@@ -180,7 +226,7 @@ impl Accounts {
                 }],
             )
             .await?;
-            this.start_session(tx, user, Uuid::new_v4()).await
+            this.start_session(tx, user, None, client).await
         })
         .await
     }
@@ -194,6 +240,7 @@ impl Accounts {
         request_id: Option<&str>,
     ) -> AppResult<AuthSession> {
         const WRONG: AppError = AppError::BadCredentials("wrong email or password");
+        const DISABLED: AppError = AppError::BadCredentials("this account is disabled");
         self.limiter.check(client.address)?;
         let email = Email::parse("email", email)?;
         let since = Utc::now() - THROTTLE_WINDOW;
@@ -229,10 +276,15 @@ impl Accounts {
         };
         let mut conn = self.db.conn().await?;
         let this = self.clone();
+        let client = client.clone();
         conn.transaction(async move |tx| match row {
+            Some(row) if ok && row.disabled_at.is_some() => {
+                audit::record(tx, &[event(Action::LoginFailed)]).await?;
+                Ok(Err(DISABLED))
+            }
             Some(row) if ok => {
                 audit::record(tx, &[event(Action::LoginSucceeded)]).await?;
-                this.start_session(tx, row.into(), Uuid::new_v4()).await.map(Ok)
+                this.start_session(tx, row.into(), None, &client).await.map(Ok)
             }
             _ => {
                 db::accounts::record_login_failure(tx, email.key(), since).await?;
@@ -243,8 +295,9 @@ impl Accounts {
         .await?
     }
 
-    /// Exchanges a live refresh token for a new pair, retiring it. Presenting a
-    /// retired or revoked token revokes every refresh token of its user.
+    /// Exchanges a live refresh token for a new pair in its session, retiring
+    /// it. Presenting a retired (already exchanged) token again ends every
+    /// session of its user; a revoked one is just refused.
     #[tracing::instrument(skip_all)]
     pub async fn refresh(&self, refresh_token: &str, client: &Client) -> AppResult<AuthSession> {
         const REFUSED: AppError = AppError::BadCredentials("the refresh token is not valid");
@@ -257,25 +310,39 @@ impl Accounts {
         }
         let mut conn = self.db.conn().await?;
         let this = self.clone();
+        let client = client.clone();
         let outcome = conn
             .transaction(async move |tx| {
                 let Some(token) = db::accounts::lock_refresh_token(tx, &hash).await? else {
                     return Ok(Outcome::Refused);
                 };
-                if token.used_at.is_some() || token.revoked_at.is_some() {
-                    let revoked = db::accounts::revoke_all_refresh_tokens(tx, token.user_id).await?;
+                if token.used_at.is_some() {
+                    // A token already exchanged, presented again: one of
+                    // the two holders is not the user.
+                    let revoked = db::accounts::end_sessions(tx, token.user_id, None).await?;
                     tracing::warn!(user_id = %token.user_id, revoked, "a retired refresh token was presented again");
                     return Ok(Outcome::Reused);
                 }
-                if token.expires_at <= Utc::now() {
+                // A session that was ended (logout, revokeSession, a password
+                // change on another client) just stays ended.
+                if token.revoked_at.is_some() || token.expires_at <= Utc::now() {
                     return Ok(Outcome::Refused);
                 }
                 let Some(user) = db::accounts::find_user(tx, token.user_id).await? else {
                     return Ok(Outcome::Refused);
                 };
+                if user.disabled_at.is_some() {
+                    return Ok(Outcome::Refused);
+                }
                 db::accounts::retire_refresh_token(tx, token.id).await?;
-                let session = this.start_session(tx, user.into(), token.family_id).await?;
-                Ok::<_, AppError>(Outcome::Renewed(session))
+                match this
+                    .start_session(tx, user.into(), Some(token.family_id), &client)
+                    .await
+                {
+                    Ok(session) => Ok::<_, AppError>(Outcome::Renewed(session)),
+                    Err(AppError::BadCredentials(_)) => Ok(Outcome::Refused),
+                    Err(err) => Err(err),
+                }
             })
             .await?;
         match outcome {
@@ -290,9 +357,235 @@ impl Accounts {
         let Some(hash) = tokens::refresh_token_hash(refresh_token) else {
             return Ok(false);
         };
-        self.db
-            .run(async |conn| Ok(db::accounts::revoke_live_refresh_token(conn, &hash).await?))
-            .await
+        let mut conn = self.db.conn().await?;
+        conn.transaction(async move |tx| {
+            // The token's session ends with it.
+            let Some((user, session)) = db::accounts::revoke_live_refresh_token(tx, &hash).await? else {
+                return Ok(false);
+            };
+            db::accounts::end_session(tx, user, session).await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// The viewer's live sessions, newest first.
+    pub async fn sessions(&self, viewer: &Viewer) -> AppResult<Vec<Session>> {
+        let rows = self
+            .db
+            .run(async |conn| Ok(db::accounts::live_sessions(conn, viewer.user_id).await?))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Session {
+                current: viewer.session_id == Some(row.id),
+                id: row.id,
+                user_agent: row.user_agent,
+                created_at: row.created_at,
+                last_used_at: row.last_used_at,
+            })
+            .collect())
+    }
+
+    /// Ends one of the viewer's own sessions: its refresh token stops
+    /// working. True when it was live; another user's session is treated
+    /// like one that does not exist.
+    pub async fn revoke_session(&self, viewer: &Viewer, id: Uuid) -> AppResult<bool> {
+        let mut conn = self.db.conn().await?;
+        let viewer = viewer.clone();
+        conn.transaction(async move |tx| {
+            let ended = db::accounts::end_session(tx, viewer.user_id, id).await?;
+            if ended {
+                let event = Event::by(&viewer, Action::SessionRevoked, EntityType::User, viewer.user_id);
+                audit::record(tx, &[event]).await?;
+            }
+            Ok(ended)
+        })
+        .await
+    }
+
+    /// Ends every session of the viewer, this one included, and refuses the
+    /// access tokens already issued (within `revocations::POLL_INTERVAL`
+    /// on the other replicas, at once on this one).
+    pub async fn logout_everywhere(&self, viewer: &Viewer) -> AppResult<bool> {
+        let mut conn = self.db.conn().await?;
+        let moved = viewer.clone();
+        let version = conn
+            .transaction(async move |tx| {
+                let version = db::accounts::raise_token_version(tx, moved.user_id).await?;
+                db::accounts::end_sessions(tx, moved.user_id, None).await?;
+                let event = Event::by(&moved, Action::SessionRevoked, EntityType::User, moved.user_id);
+                audit::record(tx, &[event]).await?;
+                Ok::<_, AppError>(version)
+            })
+            .await?;
+        self.revocations.record(
+            viewer.user_id,
+            Revoked {
+                version,
+                disabled: false,
+                at: Utc::now(),
+            },
+        );
+        Ok(true)
+    }
+
+    /// Changes the viewer's password: every other session ends, access
+    /// tokens issued before are refused, and this client gets a fresh pair
+    /// in its session.
+    #[tracing::instrument(skip_all)]
+    pub async fn change_password(
+        &self,
+        viewer: &Viewer,
+        current: &str,
+        new: &str,
+        client: &Client,
+    ) -> AppResult<AuthSession> {
+        self.limiter.check(client.address)?;
+        let since = Utc::now() - THROTTLE_WINDOW;
+        let (user, hash, failures) = self
+            .db
+            .run(async |conn| {
+                let user = db::accounts::find_user(conn, viewer.user_id)
+                    .await?
+                    .ok_or(AppError::Unauthenticated)?;
+                let hash = db::accounts::password_hash(conn, viewer.user_id).await?;
+                let key = Email::parse("email", &user.email)
+                    .map(|e| e.key().to_owned())
+                    .unwrap_or_default();
+                let failures = db::accounts::count_login_failures(conn, &key, since).await?;
+                Ok((user, hash, failures))
+            })
+            .await?;
+        if failures >= THROTTLE_MAX_FAILURES {
+            return Err(AppError::TooManyRequests);
+        }
+        let email_key = Email::parse("email", &user.email)
+            .map(|e| e.key().to_owned())
+            .unwrap_or_default();
+        let fits = !current.is_empty() && current.len() <= input::PASSWORD_MAX_BYTES && !current.contains('\0');
+        let ok = self
+            .passwords
+            .verify(client.address, if fits { current } else { "" }, hash)
+            .await?
+            && fits;
+        if !ok {
+            // A wrong current password counts as a failed login.
+            let moved = viewer.clone();
+            let mut conn = self.db.conn().await?;
+            conn.transaction(async move |tx| {
+                db::accounts::record_login_failure(tx, &email_key, since).await?;
+                let event = Event::by(&moved, Action::LoginFailed, EntityType::User, moved.user_id);
+                audit::record(tx, &[event]).await
+            })
+            .await?;
+            return Err(AppError::bad_input("currentPassword", "is not your current password"));
+        }
+        let password = Password::parse("newPassword", new)?;
+        if password.expose() == current {
+            return Err(AppError::bad_input(
+                "newPassword",
+                "must differ from the current password",
+            ));
+        }
+        let hash = self.passwords.hash(client.address, password.expose()).await?;
+        let mut conn = self.db.conn().await?;
+        let (this, moved, client) = (self.clone(), viewer.clone(), client.clone());
+        let session = conn
+            .transaction(async move |tx| {
+                db::accounts::set_password_hash(tx, moved.user_id, &hash).await?;
+                let version = db::accounts::raise_token_version(tx, moved.user_id).await?;
+                // Every other session ends; this one's older refresh tokens too.
+                db::accounts::end_sessions(tx, moved.user_id, moved.session_id).await?;
+                if let Some(current) = moved.session_id {
+                    db::accounts::revoke_session_tokens(tx, current).await?;
+                }
+                let event = Event::by(&moved, Action::PasswordChanged, EntityType::User, moved.user_id);
+                audit::record(tx, &[event]).await?;
+                let user = User {
+                    token_version: version,
+                    ..User::from(user)
+                };
+                match this.start_session(tx, user.clone(), moved.session_id, &client).await {
+                    Err(AppError::BadCredentials(_)) => this.start_session(tx, user, None, &client).await,
+                    other => other,
+                }
+            })
+            .await?;
+        self.revocations.record(
+            viewer.user_id,
+            Revoked {
+                version: session.user.token_version,
+                disabled: false,
+                at: Utc::now(),
+            },
+        );
+        Ok(session)
+    }
+
+    /// Admins only: disables an account (it cannot sign in or refresh, its
+    /// sessions end and its access tokens are refused) or enables it again.
+    pub async fn set_user_disabled(&self, viewer: &Viewer, id: Uuid, disabled: bool) -> AppResult<Seen> {
+        viewer.require_admin()?;
+        if disabled && id == viewer.user_id {
+            return Err(AppError::bad_input("id", "an admin cannot disable their own account"));
+        }
+        let mut conn = self.db.conn().await?;
+        let moved = viewer.clone();
+        let row = conn
+            .transaction(async move |tx| {
+                let row = db::accounts::set_disabled(tx, id, disabled)
+                    .await?
+                    .ok_or(AppError::NotFound)?;
+                if disabled {
+                    db::accounts::end_sessions(tx, id, None).await?;
+                }
+                let action = if disabled {
+                    Action::UserDisabled
+                } else {
+                    Action::UserEnabled
+                };
+                audit::record(tx, &[Event::by(&moved, action, EntityType::User, id)]).await?;
+                Ok::<_, AppError>(row)
+            })
+            .await?;
+        let user = User::from(row);
+        self.revocations.record(
+            user.id,
+            Revoked {
+                version: user.token_version,
+                disabled: user.disabled,
+                at: Utc::now(),
+            },
+        );
+        Ok(Seen::by(viewer, Arc::new(user)))
+    }
+
+    /// Admins only: a page of users by name; `search` matches name or email.
+    pub async fn users(
+        &self,
+        viewer: &Viewer,
+        limit: Limit,
+        after: Option<Cursor>,
+        search: Option<&SearchTerm>,
+    ) -> AppResult<(Page<Seen>, i64)> {
+        viewer.require_admin()?;
+        if after.as_ref().is_some_and(|c| !matches!(c, Cursor::Name(..))) {
+            return Err(AppError::bad_input("after", "is not a cursor of this list"));
+        }
+        let pattern = search.map(SearchTerm::pattern);
+        let (rows, total) = self
+            .db
+            .run(async |conn| {
+                let rows = db::accounts::list_users(conn, pattern.as_deref(), after.as_ref(), limit.get() + 1).await?;
+                let total = db::accounts::count_users(conn, pattern.as_deref()).await?;
+                Ok((rows, total))
+            })
+            .await?;
+        let page = Page::from_rows(rows, limit, after.is_some(), |row| {
+            Cursor::of(SortField::Name, &row.name, row.created_at, row.id)
+        });
+        Ok((page.map(|row| Seen::by(viewer, Arc::new(User::from(row)))), total))
     }
 
     /// The signed-in user (who may have been deleted since the token was made).
@@ -342,12 +635,26 @@ impl Accounts {
             .await
     }
 
-    /// Issues an access token and a new refresh token in `family`.
-    async fn start_session(&self, tx: &mut AsyncPgConnection, user: User, family: Uuid) -> AppResult<AuthSession> {
-        let (access_token, expires_in) = self.keys.issue(user.id, user.role)?;
-        let (refresh_token, hash) = tokens::new_refresh_token()?;
+    /// Starts a session (`None`) or carries one on with a refresh: issues an
+    /// access token and a new refresh token in the session. A session that
+    /// has ended cannot be carried on (`BadCredentials`).
+    async fn start_session(
+        &self,
+        tx: &mut AsyncPgConnection,
+        user: User,
+        session: Option<Uuid>,
+        client: &Client,
+    ) -> AppResult<AuthSession> {
         let ttl = chrono::Duration::from_std(self.refresh_ttl).map_err(AppError::internal)?;
-        db::accounts::insert_refresh_token(tx, user.id, family, &hash, Utc::now() + ttl).await?;
+        let expires_at = Utc::now() + ttl;
+        let session = match session {
+            None => db::accounts::insert_session(tx, user.id, client.user_agent.as_deref(), expires_at).await?,
+            Some(id) if db::accounts::touch_session(tx, id, expires_at).await? => id,
+            Some(_) => return Err(AppError::BadCredentials("the session has ended")),
+        };
+        let (access_token, expires_in) = self.keys.issue(user.id, user.role, user.token_version, session)?;
+        let (refresh_token, hash) = tokens::new_refresh_token()?;
+        db::accounts::insert_refresh_token(tx, user.id, session, &hash, expires_at).await?;
         Ok(AuthSession {
             access_token,
             expires_in,

@@ -26,6 +26,12 @@ pub struct Claims {
     pub exp: i64,
     pub iss: String,
     pub aud: String,
+    /// The user's token version when it was issued (absent: 0).
+    #[serde(default)]
+    pub ver: i32,
+    /// The session it was issued to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
 }
 
 #[derive(Clone)]
@@ -52,8 +58,8 @@ impl TokenKeys {
         }
     }
 
-    /// A signed access token for the user, and its lifetime in seconds.
-    pub fn issue(&self, user_id: Uuid, role: Role) -> Result<(String, i64), AppError> {
+    /// A signed access token for the user's session, and its lifetime in seconds.
+    pub fn issue(&self, user_id: Uuid, role: Role, version: i32, session: Uuid) -> Result<(String, i64), AppError> {
         let now = chrono::Utc::now().timestamp();
         let ttl = i64::try_from(self.access_ttl.as_secs()).map_err(AppError::internal)?;
         let claims = Claims {
@@ -63,6 +69,8 @@ impl TokenKeys {
             exp: now + ttl,
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),
+            ver: version,
+            sid: Some(session),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(AppError::internal)?;
@@ -78,6 +86,8 @@ impl TokenKeys {
             user_id,
             role: data.claims.role,
             expires_at: data.claims.exp,
+            token_version: data.claims.ver,
+            session_id: data.claims.sid,
             request_id: None,
         })
     }
@@ -125,10 +135,15 @@ mod tests {
 
     #[test]
     fn a_token_it_issued_verifies() {
-        let (token, ttl) = keys().issue(Uuid::nil(), Role::Admin).unwrap();
+        let session = Uuid::new_v4();
+        let (token, ttl) = keys().issue(Uuid::nil(), Role::Admin, 3, session).unwrap();
         assert_eq!(ttl, 900);
         let viewer = keys().verify(&token).unwrap();
         assert_eq!((viewer.user_id, viewer.role), (Uuid::nil(), Role::Admin));
+        assert_eq!((viewer.token_version, viewer.session_id), (3, Some(session)));
+        // A token from before versions and sessions: version 0, no session.
+        let old = keys().verify(&sign(&claims(60), SECRET, Algorithm::HS256)).unwrap();
+        assert_eq!((old.token_version, old.session_id), (0, None));
     }
 
     #[test]

@@ -39,10 +39,14 @@ pub enum Action {
     DoctorDeleted,
     MappingCreated,
     MappingDeleted,
+    PasswordChanged,
+    SessionRevoked,
+    UserDisabled,
+    UserEnabled,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 17] = [
         Self::Register,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -56,6 +60,10 @@ impl Action {
         Self::DoctorDeleted,
         Self::MappingCreated,
         Self::MappingDeleted,
+        Self::PasswordChanged,
+        Self::SessionRevoked,
+        Self::UserDisabled,
+        Self::UserEnabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +81,10 @@ impl Action {
             Self::DoctorDeleted => "DOCTOR_DELETED",
             Self::MappingCreated => "MAPPING_CREATED",
             Self::MappingDeleted => "MAPPING_DELETED",
+            Self::PasswordChanged => "PASSWORD_CHANGED",
+            Self::SessionRevoked => "SESSION_REVOKED",
+            Self::UserDisabled => "USER_DISABLED",
+            Self::UserEnabled => "USER_ENABLED",
         }
     }
 

@@ -1,5 +1,5 @@
-//! Rows and named queries of the accounts tables: users, refresh tokens and
-//! failed logins.
+//! Rows and named queries of the accounts tables: users, sessions and their
+//! refresh tokens, and failed logins.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{
     one,
-    schema::{login_failures, refresh_tokens, users},
+    schema::{login_failures, refresh_tokens, sessions, users},
 };
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -19,6 +19,9 @@ pub struct UserRow {
     pub email: String,
     pub role: String,
     pub created_at: DateTime<Utc>,
+    /// Access tokens issued under an older version are refused.
+    pub token_version: i32,
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Insertable)]
@@ -110,21 +113,13 @@ pub async fn retire_refresh_token(conn: &mut AsyncPgConnection, id: Uuid) -> Que
         .map(drop)
 }
 
-/// Revokes every live refresh token of the user; returns how many.
-pub async fn revoke_all_refresh_tokens(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<usize> {
-    diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::user_id.eq(user_id))
-            .filter(refresh_tokens::revoked_at.is_null()),
-    )
-    .set(refresh_tokens::revoked_at.eq(diesel::dsl::now))
-    .execute(conn)
-    .await
-}
-
-/// Revokes one token if it is live (not used, revoked or expired).
-pub async fn revoke_live_refresh_token(conn: &mut AsyncPgConnection, token_hash: &[u8]) -> QueryResult<bool> {
-    diesel::update(
+/// Revokes one token if it is live (not used, revoked or expired): its
+/// user and session.
+pub async fn revoke_live_refresh_token(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> QueryResult<Option<(Uuid, Uuid)>> {
+    let query = diesel::update(
         refresh_tokens::table
             .filter(refresh_tokens::token_hash.eq(token_hash))
             .filter(refresh_tokens::revoked_at.is_null())
@@ -132,9 +127,8 @@ pub async fn revoke_live_refresh_token(conn: &mut AsyncPgConnection, token_hash:
             .filter(refresh_tokens::expires_at.gt(diesel::dsl::now)),
     )
     .set(refresh_tokens::revoked_at.eq(diesel::dsl::now))
-    .execute(conn)
-    .await
-    .map(|n| n > 0)
+    .returning((refresh_tokens::user_id, refresh_tokens::family_id));
+    Ok(query.load(conn).await?.into_iter().next())
 }
 
 /// Failed logins for this email since `since`.
@@ -178,4 +172,218 @@ pub async fn find_users(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResu
         .select(UserRow::as_select())
         .load(conn)
         .await
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub user_agent: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+}
+
+/// Starts a session; returns its id (its refresh tokens' family).
+pub async fn insert_session(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    user_agent: Option<&str>,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<Uuid> {
+    let query = diesel::insert_into(sessions::table)
+        .values((
+            sessions::user_id.eq(user_id),
+            sessions::user_agent.eq(user_agent),
+            sessions::expires_at.eq(expires_at),
+        ))
+        .returning(sessions::id);
+    query.load(conn).await.and_then(one)
+}
+
+/// Marks a live session as used by a refresh, until its new token's
+/// expiry; false when the session has ended.
+pub async fn touch_session(conn: &mut AsyncPgConnection, id: Uuid, expires_at: DateTime<Utc>) -> QueryResult<bool> {
+    diesel::update(sessions::table.find(id).filter(sessions::ended_at.is_null()))
+        .set((
+            sessions::last_used_at.eq(diesel::dsl::now),
+            sessions::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .await
+        .map(|n| n > 0)
+}
+
+/// The user's live sessions, newest first.
+pub async fn live_sessions(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<Vec<SessionRow>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::ended_at.is_null())
+        .filter(sessions::expires_at.gt(diesel::dsl::now))
+        .order_by((sessions::created_at.desc(), sessions::id.desc()))
+        .select(SessionRow::as_select())
+        .load(conn)
+        .await
+}
+
+/// Ends one of the user's sessions and revokes its refresh tokens; true
+/// when it was live.
+pub async fn end_session(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid) -> QueryResult<bool> {
+    let ended = diesel::update(
+        sessions::table
+            .find(id)
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::ended_at.is_null()),
+    )
+    .set(sessions::ended_at.eq(diesel::dsl::now))
+    .returning(sessions::expires_at)
+    .load::<DateTime<Utc>>(conn)
+    .await?;
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(id))
+            .filter(refresh_tokens::user_id.eq(user_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await?;
+    Ok(ended.into_iter().next().is_some_and(|expires| expires > Utc::now()))
+}
+
+/// Ends every session of the user but `keep` (if any) and revokes their
+/// refresh tokens; returns how many sessions ended.
+pub async fn end_sessions(conn: &mut AsyncPgConnection, user_id: Uuid, keep: Option<Uuid>) -> QueryResult<usize> {
+    let keep = keep.unwrap_or(Uuid::nil());
+    let ended = diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::ended_at.is_null())
+            .filter(sessions::id.ne(keep)),
+    )
+    .set(sessions::ended_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await?;
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::user_id.eq(user_id))
+            .filter(refresh_tokens::revoked_at.is_null())
+            .filter(refresh_tokens::family_id.ne(keep)),
+    )
+    .set(refresh_tokens::revoked_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await?;
+    Ok(ended)
+}
+
+/// Revokes the live refresh tokens of one session.
+pub async fn revoke_session_tokens(conn: &mut AsyncPgConnection, session: Uuid) -> QueryResult<()> {
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(session))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// Raises the user's token version, so that every access token issued
+/// before is refused; returns the new version.
+pub async fn raise_token_version(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<i32> {
+    let query = diesel::update(users::table.find(user_id))
+        .set((
+            users::token_version.eq(users::token_version + 1),
+            users::tokens_revoked_at.eq(diesel::dsl::now),
+        ))
+        .returning(users::token_version);
+    query.load(conn).await.and_then(one)
+}
+
+/// Disables or enables an account; the change is published to every
+/// replica through `tokens_revoked_at`, and disabling raises the token
+/// version. The user as they are now, if they exist.
+pub async fn set_disabled(conn: &mut AsyncPgConnection, user_id: Uuid, disabled: bool) -> QueryResult<Option<UserRow>> {
+    let bump = i32::from(disabled);
+    let query = diesel::update(users::table.find(user_id))
+        .set((
+            users::disabled_at.eq(disabled.then(Utc::now)),
+            users::token_version.eq(users::token_version + bump),
+            users::tokens_revoked_at.eq(diesel::dsl::now),
+        ))
+        .returning(UserRow::as_returning());
+    Ok(query.load(conn).await?.into_iter().next())
+}
+
+/// The users whose tokens were revoked (or who were disabled or enabled)
+/// after `since`: id, token version, disabled, when.
+pub async fn revoked_since(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+) -> QueryResult<Vec<(Uuid, i32, bool, DateTime<Utc>)>> {
+    users::table
+        .filter(users::tokens_revoked_at.gt(since))
+        .select((
+            users::id,
+            users::token_version,
+            users::disabled_at.is_not_null(),
+            users::tokens_revoked_at.assume_not_null(),
+        ))
+        .load(conn)
+        .await
+}
+
+/// The user's password hash.
+pub async fn password_hash(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<Option<String>> {
+    users::table
+        .find(user_id)
+        .select(users::password_hash)
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn set_password_hash(conn: &mut AsyncPgConnection, user_id: Uuid, hash: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(user_id))
+        .set(users::password_hash.eq(hash))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// A page of users, by name; `pattern` matches name or email.
+pub async fn list_users(
+    conn: &mut AsyncPgConnection,
+    pattern: Option<&str>,
+    after: Option<&crate::paging::Cursor>,
+    limit: i64,
+) -> QueryResult<Vec<UserRow>> {
+    let mut query = listed_users(pattern);
+    if let Some(cond) =
+        after.and_then(|c| super::keyset_after(super::KeysetTable::Users, c, crate::paging::Direction::Asc))
+    {
+        query = query.filter(cond);
+    }
+    query
+        .order_by((users::name.asc(), users::id.asc()))
+        .select(UserRow::as_select())
+        .limit(limit)
+        .load(conn)
+        .await
+}
+
+pub async fn count_users(conn: &mut AsyncPgConnection, pattern: Option<&str>) -> QueryResult<i64> {
+    listed_users(pattern).count().get_result(conn).await
+}
+
+fn listed_users<'a>(pattern: Option<&str>) -> users::BoxedQuery<'a, diesel::pg::Pg> {
+    let mut query = users::table.into_boxed();
+    if let Some(pattern) = pattern {
+        query = query.filter(
+            users::name
+                .ilike(pattern.to_owned())
+                .or(users::email.ilike(pattern.to_owned())),
+        );
+    }
+    query
 }

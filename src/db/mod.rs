@@ -414,6 +414,7 @@ pub enum KeysetTable {
     Patients,
     Doctors,
     Mappings,
+    Users,
 }
 
 impl KeysetTable {
@@ -422,6 +423,7 @@ impl KeysetTable {
             Self::Patients => "patients",
             Self::Doctors => "doctors",
             Self::Mappings => "mappings",
+            Self::Users => "users",
         }
     }
 }

@@ -89,6 +89,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        user_agent -> Nullable<Text>,
+        created_at -> Timestamptz,
+        last_used_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        ended_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     refresh_tokens (id) {
         id -> Uuid,
         user_id -> Uuid,
@@ -110,6 +122,9 @@ diesel::table! {
         password_hash -> Text,
         role -> Text,
         created_at -> Timestamptz,
+        token_version -> Int4,
+        tokens_revoked_at -> Nullable<Timestamptz>,
+        disabled_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -119,7 +134,9 @@ diesel::joinable!(mappings -> doctors (doctor_id));
 diesel::joinable!(mappings -> patients (patient_id));
 diesel::joinable!(mappings -> users (assigned_by));
 diesel::joinable!(patients -> users (created_by));
+diesel::joinable!(refresh_tokens -> sessions (family_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_blocks,
@@ -130,5 +147,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     mappings,
     patients,
     refresh_tokens,
+    sessions,
     users,
 );

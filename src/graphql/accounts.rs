@@ -1,11 +1,17 @@
-//! The accounts part of the schema: `me`, and the public account mutations.
+//! The accounts part of the schema: `me`, the viewer's sessions, the public
+//! account mutations, changing one's password, and the admins' user list.
 
-use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 
-use super::{types::User, viewer};
+use super::{
+    types::{self, DateTime, User},
+    viewer,
+};
 use crate::{
-    accounts::{Accounts, AuthSession, Registration, Seen},
+    accounts::{self, Accounts, AuthSession, Registration, Seen},
     http::client::Client,
+    input::{SearchTerm, parse_id},
+    paging::{Cursor, Order},
 };
 
 #[derive(InputObject)]
@@ -50,6 +56,47 @@ impl From<AuthSession> for AuthPayload {
     }
 }
 
+/// A signed-in client: one chain of refresh tokens.
+pub struct Session(accounts::Session);
+
+#[Object]
+impl Session {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
+    async fn last_used_at(&self) -> DateTime {
+        DateTime(self.0.last_used_at)
+    }
+    /// The User-Agent of the client that signed in, cut to 200 characters.
+    async fn user_agent(&self) -> Option<&str> {
+        self.0.user_agent.as_deref()
+    }
+    /// True for the session whose access token made this request.
+    async fn current(&self) -> bool {
+        self.0.current
+    }
+}
+
+impl From<Seen> for User {
+    fn from(seen: Seen) -> Self {
+        Self(seen)
+    }
+}
+
+/// The total of a users page, counted with it.
+pub struct UserCount(i64);
+
+impl super::connection::Counted for UserCount {
+    async fn count(&self, _ctx: &Context<'_>) -> Result<i64> {
+        Ok(self.0)
+    }
+}
+
+connection!(UserConnection, UserEdge, User, Seen, UserCount);
+
 #[derive(Default)]
 pub struct AccountQuery;
 
@@ -59,6 +106,36 @@ impl AccountQuery {
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
         let viewer = viewer(ctx)?;
         Ok(User(ctx.data::<Accounts>()?.me(viewer).await?))
+    }
+
+    /// The signed-in user's live sessions, newest first.
+    async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<Session>> {
+        let viewer = viewer(ctx)?;
+        let sessions = ctx.data::<Accounts>()?.sessions(viewer).await?;
+        Ok(sessions.into_iter().map(Session).collect())
+    }
+
+    /// Admins only. search matches name or email case-insensitively by substring.
+    #[graphql(complexity = "types::page_complexity(first, child_complexity)")]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+        search: Option<String>,
+    ) -> Result<UserConnection> {
+        let viewer = viewer(ctx)?;
+        viewer.require_admin()?;
+        let limit = types::limit(first)?;
+        let after = after
+            .map(|c| Cursor::decode("after", &c, Some(Order::BY_NAME)))
+            .transpose()?;
+        let search = search.map(|s| SearchTerm::parse("search", &s)).transpose()?.flatten();
+        let (page, total) = ctx
+            .data::<Accounts>()?
+            .users(viewer, limit, after, search.as_ref())
+            .await?;
+        Ok(UserConnection::new(page, UserCount(total)))
     }
 }
 
@@ -96,6 +173,48 @@ impl AccountMutation {
     async fn refresh_token(&self, ctx: &Context<'_>, #[graphql(secret)] refresh_token: String) -> Result<AuthPayload> {
         let client = ctx.data::<Client>()?;
         Ok(ctx.data::<Accounts>()?.refresh(&refresh_token, client).await?.into())
+    }
+
+    /// Needs the current password; the new one follows the password rules. Ends
+    /// every other session of the user; access tokens issued before the change
+    /// are refused within 10 seconds on every replica. Returns a fresh pair for
+    /// this client.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(secret)] current_password: String,
+        #[graphql(secret)] new_password: String,
+    ) -> Result<AuthPayload> {
+        let viewer = viewer(ctx)?;
+        let client = ctx.data::<Client>()?;
+        Ok(ctx
+            .data::<Accounts>()?
+            .change_password(viewer, &current_password, &new_password, client)
+            .await?
+            .into())
+    }
+
+    /// Ends one of the viewer's own sessions: its refresh token stops working. True when it was live.
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let viewer = viewer(ctx)?;
+        let id = parse_id("id", &id)?;
+        Ok(ctx.data::<Accounts>()?.revoke_session(viewer, id).await?)
+    }
+
+    /// Ends every session of the viewer, this one included; access tokens already issued are refused within 10 seconds.
+    async fn logout_everywhere(&self, ctx: &Context<'_>) -> Result<bool> {
+        let viewer = viewer(ctx)?;
+        Ok(ctx.data::<Accounts>()?.logout_everywhere(viewer).await?)
+    }
+
+    /// Admins only. A disabled user cannot sign in or refresh, and their access tokens are refused within 10 seconds on every replica.
+    async fn set_user_disabled(&self, ctx: &Context<'_>, id: ID, disabled: bool) -> Result<User> {
+        let viewer = viewer(ctx)?;
+        viewer.require_admin()?;
+        let id = parse_id("id", &id)?;
+        Ok(User(
+            ctx.data::<Accounts>()?.set_user_disabled(viewer, id, disabled).await?,
+        ))
     }
 
     /// Revokes the given refresh token. True when it was live.

@@ -32,6 +32,11 @@ pub enum AuditAction {
     DoctorDeleted,
     MappingCreated,
     MappingDeleted,
+    PasswordChanged,
+    /// One session ended by revokeSession, or every session by logoutEverywhere.
+    SessionRevoked,
+    UserDisabled,
+    UserEnabled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]

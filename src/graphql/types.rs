@@ -59,6 +59,10 @@ impl User {
     async fn created_at(&self) -> DateTime {
         DateTime(self.0.user().created_at)
     }
+    /// Only the user themself and admins see it: null for anyone else. A disabled user cannot sign in.
+    async fn disabled(&self) -> Option<bool> {
+        self.0.disabled()
+    }
 }
 
 /// ISO 8601 calendar date, YYYY-MM-DD.

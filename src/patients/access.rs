@@ -54,6 +54,8 @@ mod tests {
             user_id: Uuid::new_v4(),
             role,
             expires_at: 0,
+            token_version: 0,
+            session_id: None,
             request_id: None,
         }
     }

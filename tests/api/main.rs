@@ -25,4 +25,5 @@ mod privacy;
 mod reads;
 mod rest;
 mod seal;
+mod sessions;
 mod subscriptions;
