@@ -11,7 +11,7 @@ use std::{
 };
 
 use tokio::{
-    sync::{OnceCell, OwnedSemaphorePermit, Semaphore},
+    sync::{OnceCell, Semaphore},
     time::Instant,
 };
 use tracing::Instrument as _;
@@ -21,6 +21,9 @@ use crate::error::AppError;
 
 /// How long a login waits for its turn at bcrypt before it is told to retry.
 const QUEUE_WAIT: Duration = Duration::from_secs(10);
+
+/// Jobs of one client address, running or waiting, per bcrypt worker.
+const PER_ADDRESS: usize = 4;
 
 /// Commonly used passwords, lower-cased and sorted by bytes: the 100,000
 /// most common of SecLists' ten-million list that the length rules let
@@ -43,10 +46,12 @@ pub struct Passwords {
     /// bcrypt runs at most this many at once.
     workers: usize,
     permits: Arc<Semaphore>,
-    /// Each client address's share of the workers: it may have at most
-    /// `workers` jobs waiting for a worker or running, so that another
-    /// address's job waits behind one round of them at most, however many
-    /// the first one sends.
+    /// Each client address's share of the workers: at most `workers` of its
+    /// jobs wait for a worker or run, so that another address's job waits
+    /// behind one round of them at most, however many the first one sends.
+    /// A few more wait for the address's turn; past `PER_ADDRESS` jobs in
+    /// all, more are refused at once rather than queued, where they would
+    /// hold on to the server's limit of requests at once.
     shares: Arc<Mutex<HashMap<IpAddr, Arc<Semaphore>>>>,
 }
 
@@ -98,10 +103,11 @@ impl Passwords {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AppError> {
         let deadline = Instant::now() + QUEUE_WAIT;
-        let share = Share::take(&self.shares, client_key(client), self.workers);
-        let _turn = tokio::time::timeout_at(deadline, share.acquire())
+        let share = Share::take(&self.shares, client_key(client), self.workers)?;
+        let _turn = tokio::time::timeout_at(deadline, share.semaphore()?.acquire())
             .await
-            .map_err(|_| AppError::TooManyRequests)??;
+            .map_err(|_| AppError::TooManyRequests)?
+            .map_err(AppError::internal)?;
         let _permit = tokio::time::timeout_at(deadline, self.permits.acquire())
             .await
             .map_err(|_| AppError::TooManyRequests)?
@@ -123,26 +129,29 @@ struct Share<'a> {
 }
 
 impl<'a> Share<'a> {
-    fn take(shares: &'a Mutex<HashMap<IpAddr, Arc<Semaphore>>>, key: IpAddr, workers: usize) -> Self {
-        let semaphore = shares
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .entry(key)
-            .or_insert_with(|| Arc::new(Semaphore::new(workers)))
-            .clone();
-        Self {
+    /// A place among the address's jobs, or a refusal to come back in a
+    /// second when it has `PER_ADDRESS` per worker already.
+    fn take(shares: &'a Mutex<HashMap<IpAddr, Arc<Semaphore>>>, key: IpAddr, workers: usize) -> Result<Self, AppError> {
+        let mut map = shares.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let semaphore = map.entry(key).or_insert_with(|| Arc::new(Semaphore::new(workers)));
+        // The map's reference, and one per job of the address.
+        if Arc::strong_count(semaphore) > workers * PER_ADDRESS {
+            return Err(AppError::RateLimited {
+                retry_after: Duration::from_secs(1),
+            });
+        }
+        Ok(Self {
             shares,
             key,
-            semaphore: Some(semaphore),
-        }
+            semaphore: Some(semaphore.clone()),
+        })
     }
 
-    async fn acquire(&self) -> Result<OwnedSemaphorePermit, AppError> {
-        let semaphore = self
-            .semaphore
-            .clone()
-            .ok_or_else(|| AppError::internal(anyhow::anyhow!("no share")))?;
-        semaphore.acquire_owned().await.map_err(AppError::internal)
+    /// The address's turns at the workers.
+    fn semaphore(&self) -> Result<&Semaphore, AppError> {
+        self.semaphore
+            .as_deref()
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("no share")))
     }
 }
 
@@ -185,29 +194,43 @@ mod tests {
         let passwords = Passwords::new(4);
         let flood: IpAddr = "127.0.0.2".parse().unwrap();
         let other: IpAddr = "127.0.0.3".parse().unwrap();
-        // Many jobs from one address: at most `workers` of them are in the
-        // workers' queue at a time, so another address's job overtakes the rest.
-        let order = Arc::new(Mutex::new(Vec::new()));
+        // Many jobs at once from one address: `workers` of them wait for or
+        // hold a worker, a few more wait for their turn, the rest are refused
+        // at once; another address's job overtakes those waiting.
+        let jobs_sent = passwords.workers * PER_ADDRESS + 3;
         let mut jobs = Vec::new();
-        for i in 0..8 {
-            let (p, order) = (passwords.clone(), order.clone());
+        for _ in 0..jobs_sent {
+            let p = passwords.clone();
             jobs.push(tokio::spawn(async move {
-                p.blocking(flood, move || std::thread::sleep(Duration::from_millis(30)))
+                p.blocking(flood, move || std::thread::sleep(Duration::from_millis(50)))
                     .await
-                    .unwrap();
-                order.lock().unwrap().push(format!("flood {i}"));
             }));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
         passwords
-            .blocking(other, || std::thread::sleep(Duration::from_millis(30)))
+            .blocking(other, || std::thread::sleep(Duration::from_millis(10)))
             .await
             .unwrap();
-        let done_before_other = order.lock().unwrap().len();
+        let still_running = jobs.iter().filter(|j| !j.is_finished()).count();
+        let mut refused = 0;
         for job in jobs {
-            job.await.unwrap();
+            match job.await.unwrap() {
+                Ok(()) => {}
+                Err(AppError::RateLimited { retry_after }) => {
+                    assert_eq!(retry_after, Duration::from_secs(1));
+                    refused += 1;
+                }
+                Err(other) => panic!("{other:?}"),
+            }
         }
-        assert!(done_before_other <= passwords.workers * 2, "{done_before_other}");
+        assert_eq!(refused, 3);
+        // Behind one round of the flood, not all of it.
+        assert!(
+            still_running >= jobs_sent - 3 - 2 * passwords.workers,
+            "{still_running}"
+        );
         assert!(passwords.shares.lock().unwrap().is_empty(), "the shares are given back");
+        // Its turn over, the address is served again.
+        passwords.blocking(flood, || ()).await.unwrap();
     }
 }

@@ -437,6 +437,29 @@ async fn logs_never_contain_passwords_tokens_or_personal_data() {
         .send()
         .await
         .unwrap();
+    // A password change, with a wrong current password and then the right one.
+    let change = "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { accessToken refreshToken } }";
+    let mut changed = Value::Null;
+    for current in ["wrong-current-9", "hunter2-hunter2"] {
+        changed = reqwest::Client::new()
+            .post(server.url("/graphql"))
+            .bearer_auth(&token)
+            .json(&json!({ "query": change, "variables": { "c": current, "n": "brand-new-secret-7" } }))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+    }
+    let new_token = changed["data"]["changePassword"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let new_refresh = changed["data"]["changePassword"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     server.signal(libc::SIGTERM);
     assert!(server.wait_exit().success());
     let logs = std::fs::read_to_string(&log_path).unwrap();
@@ -444,6 +467,10 @@ async fn logs_never_contain_passwords_tokens_or_personal_data() {
     for secret in [
         "hunter2",
         "wrong-password-1",
+        "wrong-current-9",
+        "brand-new-secret-7",
+        &new_token,
+        &new_refresh,
         "Secretname",
         "zelda.private",
         &token,
