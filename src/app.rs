@@ -238,7 +238,7 @@ impl Application {
         let accounts = Accounts::new(
             db.clone(),
             keys,
-            Passwords::new(config.bcrypt_cost),
+            Passwords::new(config.bcrypt_cost, config.auth_rate_limit.is_some()),
             config.refresh_token_ttl,
             AuthLimiter::new(config.auth_rate_limit),
         );

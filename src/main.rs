@@ -254,7 +254,7 @@ async fn create_admin(
     let accounts = Accounts::new(
         db,
         keys,
-        Passwords::new(config.bcrypt_cost),
+        Passwords::new(config.bcrypt_cost, false),
         config.refresh_token_ttl,
         AuthLimiter::new(None),
     );

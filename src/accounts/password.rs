@@ -53,10 +53,15 @@ pub struct Passwords {
     /// all, more are refused at once rather than queued, where they would
     /// hold on to the server's limit of requests at once.
     shares: Arc<Mutex<HashMap<IpAddr, Arc<Semaphore>>>>,
+    /// Whether an address's jobs past `PER_ADDRESS` per worker are refused
+    /// (with the per-client limits on) or wait their turn too.
+    refuse_past_share: bool,
 }
 
 impl Passwords {
-    pub fn new(cost: u32) -> Self {
+    /// `refuse_past_share`: part of the per-client limits, off with
+    /// `AUTH_RATE_LIMIT=off`.
+    pub fn new(cost: u32, refuse_past_share: bool) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // Leave at least one core for everything else.
         let workers = cores.saturating_sub(1).max(1);
@@ -66,6 +71,7 @@ impl Passwords {
             workers,
             permits: Arc::new(Semaphore::new(workers)),
             shares: Arc::default(),
+            refuse_past_share,
         }
     }
 
@@ -103,7 +109,12 @@ impl Passwords {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AppError> {
         let deadline = Instant::now() + QUEUE_WAIT;
-        let share = Share::take(&self.shares, client_key(client), self.workers)?;
+        let most = if self.refuse_past_share {
+            self.workers * PER_ADDRESS
+        } else {
+            usize::MAX
+        };
+        let share = Share::take(&self.shares, client_key(client), self.workers, most)?;
         let _turn = tokio::time::timeout_at(deadline, share.semaphore()?.acquire())
             .await
             .map_err(|_| AppError::TooManyRequests)?
@@ -130,12 +141,17 @@ struct Share<'a> {
 
 impl<'a> Share<'a> {
     /// A place among the address's jobs, or a refusal to come back in a
-    /// second when it has `PER_ADDRESS` per worker already.
-    fn take(shares: &'a Mutex<HashMap<IpAddr, Arc<Semaphore>>>, key: IpAddr, workers: usize) -> Result<Self, AppError> {
+    /// second when it has `most` already.
+    fn take(
+        shares: &'a Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
+        key: IpAddr,
+        workers: usize,
+        most: usize,
+    ) -> Result<Self, AppError> {
         let mut map = shares.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let semaphore = map.entry(key).or_insert_with(|| Arc::new(Semaphore::new(workers)));
         // The map's reference, and one per job of the address.
-        if Arc::strong_count(semaphore) > workers * PER_ADDRESS {
+        if Arc::strong_count(semaphore) > most {
             return Err(AppError::RateLimited {
                 retry_after: Duration::from_secs(1),
             });
@@ -191,7 +207,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_address_cannot_take_every_turn() {
-        let passwords = Passwords::new(4);
+        let passwords = Passwords::new(4, true);
         let flood: IpAddr = "127.0.0.2".parse().unwrap();
         let other: IpAddr = "127.0.0.3".parse().unwrap();
         // Many jobs at once from one address: `workers` of them wait for or
@@ -232,5 +248,16 @@ mod tests {
         assert!(passwords.shares.lock().unwrap().is_empty(), "the shares are given back");
         // Its turn over, the address is served again.
         passwords.blocking(flood, || ()).await.unwrap();
+        // Without the per-client limits, they all wait their turn.
+        let passwords = Passwords::new(4, false);
+        let jobs: Vec<_> = (0..jobs_sent)
+            .map(|_| {
+                let p = passwords.clone();
+                tokio::spawn(async move { p.blocking(flood, || ()).await })
+            })
+            .collect();
+        for job in jobs {
+            job.await.unwrap().unwrap();
+        }
     }
 }
