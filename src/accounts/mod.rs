@@ -443,7 +443,7 @@ impl Accounts {
     ) -> AppResult<AuthSession> {
         self.limiter.check(client.address)?;
         let since = Utc::now() - THROTTLE_WINDOW;
-        let (user, hash, failures) = self
+        let (user, hash, email_key, failures) = self
             .db
             .run(async |conn| {
                 let user = db::accounts::find_user(conn, viewer.user_id)
@@ -454,15 +454,12 @@ impl Accounts {
                     .map(|e| e.key().to_owned())
                     .unwrap_or_default();
                 let failures = db::accounts::count_login_failures(conn, &key, since).await?;
-                Ok((user, hash, failures))
+                Ok((user, hash, key, failures))
             })
             .await?;
         if failures >= THROTTLE_MAX_FAILURES {
             return Err(AppError::TooManyRequests);
         }
-        let email_key = Email::parse("email", &user.email)
-            .map(|e| e.key().to_owned())
-            .unwrap_or_default();
         let fits = !current.is_empty() && current.len() <= input::PASSWORD_MAX_BYTES && !current.contains('\0');
         let ok = self
             .passwords

@@ -238,16 +238,12 @@ pub async fn end_session(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid) 
     .returning(sessions::expires_at)
     .load::<DateTime<Utc>>(conn)
     .await?;
-    diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::family_id.eq(id))
-            .filter(refresh_tokens::user_id.eq(user_id))
-            .filter(refresh_tokens::revoked_at.is_null()),
-    )
-    .set(refresh_tokens::revoked_at.eq(diesel::dsl::now))
-    .execute(conn)
-    .await?;
-    Ok(ended.into_iter().next().is_some_and(|expires| expires > Utc::now()))
+    let Some(expires_at) = ended.into_iter().next() else {
+        // Another user's, unknown, or ended before: nothing to revoke.
+        return Ok(false);
+    };
+    revoke_session_tokens(conn, id).await?;
+    Ok(expires_at > Utc::now())
 }
 
 /// Ends every session of the user but `keep` (if any) and revokes their

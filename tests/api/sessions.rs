@@ -31,10 +31,8 @@ async fn refused_within(app: &TestApp, token: &str, limit: Duration) -> Duration
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_sign_in_is_a_session_with_its_user_agent() {
-    let app = TestApp::spawn().await;
-    let ann = app.signup("ann").await;
+/// A login from a client whose User-Agent is "Clinic Phone/2.1": its `login` answer.
+async fn login_from_phone(app: &TestApp, email: &str) -> Value {
     let phone = reqwest::Client::builder()
         .user_agent("Clinic Phone/2.1")
         .build()
@@ -44,10 +42,17 @@ async fn each_sign_in_is_a_session_with_its_user_agent() {
             &phone,
             None,
             LOGIN,
-            json!({ "input": { "email": ann.email, "password": PASSWORD } }),
+            json!({ "input": { "email": email, "password": PASSWORD } }),
         )
         .await;
-    let login = login.assert_ok()["login"].clone();
+    login.assert_ok()["login"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_sign_in_is_a_session_with_its_user_agent() {
+    let app = TestApp::spawn().await;
+    let ann = app.signup("ann").await;
+    let login = login_from_phone(&app, &ann.email).await;
     let (register_sid, login_sid) = (
         claims(&ann.token)["sid"].clone(),
         claims(login["accessToken"].as_str().unwrap())["sid"].clone(),
@@ -182,19 +187,7 @@ async fn sessions_are_listed_and_revoked_one_by_one() {
     let app = TestApp::spawn().await;
     let ann = app.signup("ann").await;
     let bob = app.signup("bob").await;
-    let phone = reqwest::Client::builder()
-        .user_agent("Clinic Phone/2.1")
-        .build()
-        .unwrap();
-    let second = app
-        .gql_on(
-            &phone,
-            None,
-            LOGIN,
-            json!({ "input": { "email": ann.email, "password": PASSWORD } }),
-        )
-        .await;
-    let second = second.assert_ok()["login"].clone();
+    let second = login_from_phone(&app, &ann.email).await;
 
     let listed = app.gql_as(&ann.token, SESSIONS, json!({})).await;
     let sessions = listed.assert_ok()["sessions"].as_array().unwrap().clone();
