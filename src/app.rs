@@ -11,9 +11,12 @@ use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer, load_shed::LoadS
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
-    accounts::{Accounts, limits::AuthLimiter, password::Passwords, tokens::TokenKeys},
+    accounts::{Accounts, limits::AuthLimiter, mfa::SecondFactor, password::Passwords, tokens::TokenKeys},
     audit::seal::{SealKey, Sealer},
-    config::{Config, CorsOrigins, Limits, MIN_AUDIT_SEAL_KEY_BYTES, MIN_JWT_SECRET_BYTES, SecretString},
+    config::{
+        Config, CorsOrigins, Limits, MIN_AUDIT_SEAL_KEY_BYTES, MIN_JWT_SECRET_BYTES, MIN_MFA_ENCRYPTION_KEY_BYTES,
+        SecretString,
+    },
     db::{
         Db,
         embedded::{EmbeddedPostgres, Options},
@@ -63,6 +66,7 @@ pub struct Database {
     pub direct_url: SecretString,
     pub jwt_secret: SecretString,
     pub audit_seal_key: SecretString,
+    pub mfa_encryption_key: SecretString,
     pub embedded: Option<EmbeddedPostgres>,
 }
 
@@ -78,11 +82,16 @@ impl Database {
                 .audit_seal_key
                 .clone()
                 .context("AUDIT_SEAL_KEY must be set when DATABASE_URL is set")?;
+            let mfa_encryption_key = config
+                .mfa_encryption_key
+                .clone()
+                .context("MFA_ENCRYPTION_KEY must be set when DATABASE_URL is set")?;
             return Ok(Self {
                 url: url.clone(),
                 direct_url: config.database_direct_url.clone().unwrap_or_else(|| url.clone()),
                 jwt_secret,
                 audit_seal_key,
+                mfa_encryption_key,
                 embedded: None,
             });
         }
@@ -96,6 +105,10 @@ impl Database {
             Some(key) => key.clone(),
             None => kept_secret(&KEPT_AUDIT_SEAL_KEY, &config.data_dir)?,
         };
+        let mfa_encryption_key = match &config.mfa_encryption_key {
+            Some(key) => key.clone(),
+            None => kept_secret(&KEPT_MFA_ENCRYPTION_KEY, &config.data_dir)?,
+        };
         let pg = EmbeddedPostgres::start(Options::new(config.data_dir.join("postgres")))
             .await
             .context("the embedded PostgreSQL could not start")?;
@@ -106,6 +119,7 @@ impl Database {
             url,
             jwt_secret,
             audit_seal_key,
+            mfa_encryption_key,
             embedded: Some(pg),
         })
     }
@@ -140,6 +154,14 @@ const KEPT_AUDIT_SEAL_KEY: Kept = Kept {
     setting: "AUDIT_SEAL_KEY",
     file: "audit_seal_key",
     min_bytes: MIN_AUDIT_SEAL_KEY_BYTES,
+};
+
+/// Losing it turns every user's MFA off in effect: their codes can no longer
+/// be checked, and they sign in with a recovery code or an admin's help.
+const KEPT_MFA_ENCRYPTION_KEY: Kept = Kept {
+    setting: "MFA_ENCRYPTION_KEY",
+    file: "mfa_encryption_key",
+    min_bytes: MIN_MFA_ENCRYPTION_KEY_BYTES,
 };
 
 /// The secret kept in the data folder: generated on first run.
@@ -241,6 +263,7 @@ impl Application {
             Passwords::new(config.bcrypt_cost, config.auth_rate_limit.is_some()),
             config.refresh_token_ttl,
             AuthLimiter::new(config.auth_rate_limit),
+            SecondFactor::new(&database.mfa_encryption_key, &config.mfa_issuer)?,
         );
         // A revoked token is refused until it would have expired anyway.
         accounts.follow_revocations(config.access_token_ttl + Duration::from_secs(60));

@@ -84,6 +84,11 @@ pub struct Config {
     pub audit_seal_key: Option<SecretString>,
     /// How often committed audit events are sealed.
     pub audit_seal_interval: Duration,
+    /// What the key that encrypts TOTP secrets is derived from; `None`
+    /// only with the embedded database, which keeps one in `data_dir`.
+    pub mfa_encryption_key: Option<SecretString>,
+    /// The name authenticator apps show beside a code.
+    pub mfa_issuer: String,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub bcrypt_cost: u32,
@@ -130,6 +135,7 @@ fn invalid(setting: &'static str, problem: impl Into<String>) -> ConfigError {
 
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 pub const MIN_AUDIT_SEAL_KEY_BYTES: usize = 32;
+pub const MIN_MFA_ENCRYPTION_KEY_BYTES: usize = 32;
 
 impl Config {
     /// Reads `.env` (if present) and then the process environment.
@@ -193,6 +199,24 @@ impl Config {
             MIN_AUDIT_SEAL_KEY_BYTES,
             external,
         )?;
+        let mfa_encryption_key = secret(
+            "MFA_ENCRYPTION_KEY",
+            get("MFA_ENCRYPTION_KEY"),
+            MIN_MFA_ENCRYPTION_KEY_BYTES,
+            external,
+        )?;
+        if let (Some(mfa), Some(jwt)) = (&mfa_encryption_key, &jwt_secret)
+            && mfa.expose() == jwt.expose()
+        {
+            return Err(invalid("MFA_ENCRYPTION_KEY", "must differ from JWT_SECRET"));
+        }
+        let mfa_issuer = get("MFA_ISSUER").unwrap_or_else(|| "Healthcare API".to_owned());
+        if mfa_issuer.chars().count() > 64 || mfa_issuer.contains(':') || mfa_issuer.chars().any(char::is_control) {
+            return Err(invalid(
+                "MFA_ISSUER",
+                "must be at most 64 characters, without a colon or control characters",
+            ));
+        }
         // From 100 ms, for the tests that watch sealing.
         let audit_seal_interval = duration(
             "AUDIT_SEAL_INTERVAL",
@@ -310,6 +334,8 @@ impl Config {
             jwt_secret,
             audit_seal_key,
             audit_seal_interval,
+            mfa_encryption_key,
+            mfa_issuer,
             access_token_ttl,
             refresh_token_ttl,
             bcrypt_cost,
@@ -499,16 +525,34 @@ mod tests {
     }
 
     #[test]
-    fn an_external_database_needs_both_secrets() {
+    fn an_external_database_needs_its_three_secrets() {
+        const OTHER: &str = "fedcba9876543210fedcba9876543210";
         let err = config(&[("DATABASE_URL", "postgres://x/y")]).unwrap_err();
         assert_eq!(err.setting, "JWT_SECRET");
         let err = config(&[("DATABASE_URL", "postgres://x/y"), ("JWT_SECRET", SECRET)]).unwrap_err();
         assert_eq!(err.setting, "AUDIT_SEAL_KEY");
+        let err = config(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("JWT_SECRET", SECRET),
+            ("AUDIT_SEAL_KEY", SECRET),
+        ])
+        .unwrap_err();
+        assert_eq!(err.setting, "MFA_ENCRYPTION_KEY");
+        // Not the JWT key itself.
+        let err = config(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("JWT_SECRET", SECRET),
+            ("AUDIT_SEAL_KEY", SECRET),
+            ("MFA_ENCRYPTION_KEY", SECRET),
+        ])
+        .unwrap_err();
+        assert_eq!(err.to_string(), "MFA_ENCRYPTION_KEY must differ from JWT_SECRET");
         assert!(
             config(&[
                 ("DATABASE_URL", "postgres://x/y"),
                 ("JWT_SECRET", SECRET),
-                ("AUDIT_SEAL_KEY", SECRET)
+                ("AUDIT_SEAL_KEY", SECRET),
+                ("MFA_ENCRYPTION_KEY", OTHER),
             ])
             .is_ok()
         );
@@ -534,6 +578,9 @@ mod tests {
             ("AUDIT_SEAL_INTERVAL", "10ms"),
             ("AUDIT_SEAL_INTERVAL", "2h"),
             ("AUDIT_SEAL_INTERVAL", "often"),
+            ("MFA_ENCRYPTION_KEY", "short"),
+            ("MFA_ISSUER", "Clinic: north"),
+            ("MFA_ISSUER", "Clinic\nnorth"),
         ] {
             let err = config(&[(key, value)]).unwrap_err();
             assert_eq!(err.setting, key, "{key}={value}");
@@ -568,9 +615,11 @@ mod tests {
             ("DATABASE_URL", "postgres://u:pw@h/d"),
             ("JWT_SECRET", SECRET),
             ("AUDIT_SEAL_KEY", key),
+            ("MFA_ENCRYPTION_KEY", "an-mfa-key-an-mfa-key-an-mfa-key-0"),
         ])
         .unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("pw@") && !shown.contains(SECRET) && !shown.contains(key));
+        assert!(!shown.contains("an-mfa-key"));
     }
 }

@@ -14,6 +14,10 @@ pub enum AppError {
     /// A failed credential check (login, refresh); same code, its own text.
     #[error("{0}")]
     BadCredentials(&'static str),
+    /// The password was right, and the account has MFA on: the login
+    /// needs its second factor.
+    #[error("this account has MFA on: send totpCode, the current code of your authenticator app or a recovery code")]
+    MfaRequired,
     #[error("you may not do this")]
     Forbidden,
     #[error("not found")]
@@ -88,6 +92,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unauthenticated | Self::BadCredentials(_) => "UNAUTHENTICATED",
+            Self::MfaRequired => "MFA_REQUIRED",
             Self::Forbidden => "FORBIDDEN",
             Self::NotFound => "NOT_FOUND",
             Self::BadInput { .. } | Self::PayloadTooLarge | Self::NotJson => "BAD_USER_INPUT",
@@ -100,7 +105,7 @@ impl AppError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthenticated | Self::BadCredentials(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated | Self::BadCredentials(_) | Self::MfaRequired => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadInput { .. } => StatusCode::BAD_REQUEST,
@@ -138,6 +143,7 @@ impl AppError {
             Self::BadInput { field, .. } => Some(field),
             Self::Conflict { field, .. } => *field,
             Self::NotJson => Some("Content-Type"),
+            Self::MfaRequired => Some("totpCode"),
             _ => None,
         }
     }
@@ -239,6 +245,7 @@ mod tests {
         let cases = [
             (AppError::Unauthenticated, "UNAUTHENTICATED", 401),
             (AppError::BadCredentials("x"), "UNAUTHENTICATED", 401),
+            (AppError::MfaRequired, "MFA_REQUIRED", 401),
             (AppError::Forbidden, "FORBIDDEN", 403),
             (AppError::NotFound, "NOT_FOUND", 404),
             (AppError::bad_input("email", "bad"), "BAD_USER_INPUT", 400),

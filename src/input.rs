@@ -153,6 +153,15 @@ pub const OPTIONAL_EMAIL_PATTERN: &str = concat!("^(?:[", white_space!(), "]*|",
 /// digit, or only white space (no value).
 pub const PHONE_PATTERN: &str = concat!(r"^(?:[0-9 +()-]*[0-9][0-9 +()-]*|[", white_space!(), "]*)$");
 
+/// An optional second-factor code (`accounts::totp::OneTimeCode`): six
+/// digits or a 16-character recovery code (base32, any letter case), with
+/// spaces and dashes anywhere, or only white space (no code).
+pub const TOTP_CODE_PATTERN: &str = concat!(
+    "^(?:[",
+    white_space!(),
+    "]*|[ -]*(?:[0-9][ -]*){6}|[ -]*(?:[A-Za-z2-7][ -]*){16})$"
+);
+
 /// How long a free-text field may be, and the message that says so.
 #[derive(Debug, Clone, Copy)]
 pub struct TextLimit {
@@ -694,6 +703,13 @@ mod tests {
             |s| optional_email("email", s).is_ok(),
             &email_tokens,
             10,
+        );
+        agrees(
+            TOTP_CODE_PATTERN,
+            64,
+            |s| crate::accounts::totp::OneTimeCode::parse_optional("totpCode", s).is_ok(),
+            &with(&["1", "12", "123", "a", "Z", "7", "8", "-", "abcd", "1234", "abcd-efgh"]),
+            8,
         );
         let long_label = format!("a@{}.co", "b".repeat(63));
         assert!(Email::parse("email", &long_label).is_ok());

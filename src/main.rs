@@ -6,7 +6,7 @@ use std::{io::Write as _, process::ExitCode};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use healthcare_api::{
-    accounts::{Accounts, limits::AuthLimiter, password::Passwords, tokens::TokenKeys},
+    accounts::{Accounts, limits::AuthLimiter, mfa::SecondFactor, password::Passwords, tokens::TokenKeys},
     app::{Application, Database, shutdown_signal},
     audit::seal::{self, SealKey, Verdict},
     config::Config,
@@ -257,6 +257,7 @@ async fn create_admin(
         Passwords::new(config.bcrypt_cost, false),
         config.refresh_token_ttl,
         AuthLimiter::new(None),
+        SecondFactor::new(&database.mfa_encryption_key, &config.mfa_issuer)?,
     );
     let user = accounts
         .create_admin(name, email, password)

@@ -1,15 +1,20 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CombinedGraphQLErrors } from '@apollo/client';
+import * as OTPAuth from 'otpauth';
 import { apolloClient } from '../src/apollo.ts';
 import type { Session } from '../src/session.ts';
 import {
   AssignDoctorDocument,
+  BeginTotpEnrollmentDocument,
+  ConfirmTotpDocument,
   CreatePatientDocument,
   DeletePatientDocument,
+  DisableTotpDocument,
   LoginDocument,
   MappingEventsDocument,
   MeDocument,
+  MfaStatusDocument,
   PatientDocument,
   PatientSummaryDocument,
   PatientFieldsFragmentDoc,
@@ -209,6 +214,74 @@ test('Apollo Client receives assignment events through GraphQLWsLink', async () 
     assert.ok(received.items.every((event) => event.patientId === patient && event.kind === 'ASSIGNED'));
   } finally {
     subscription.unsubscribe();
+    client.stop();
+  }
+});
+
+// The current 30-second step, once at least `needed` seconds of it are left,
+// so that a test's codes do not roll over under it.
+async function freshStep(needed: number): Promise<number> {
+  for (;;) {
+    const now = Date.now() / 1000;
+    if (30 - (now % 30) >= needed) {
+      return Math.floor(now / 30);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+test('Apollo Client turns MFA on with an authenticator app and signs in with a second factor', async () => {
+  const session: Session = { token: null };
+  const client = apolloClient(API_URL, session);
+  const account = newAccount('Apollo Mfa');
+  const { email, password } = account;
+  try {
+    const registered = await client.mutate({ mutation: RegisterDocument, variables: { input: account } });
+    session.token = registered.data!.register.accessToken;
+
+    // What an authenticator app makes of the enrollment's URI.
+    const enrollment = (await client.mutate({ mutation: BeginTotpEnrollmentDocument })).data!.beginTotpEnrollment;
+    const app = OTPAuth.URI.parse(enrollment.otpauthUri);
+    assert.ok(app instanceof OTPAuth.TOTP);
+    assert.equal(app.secret.base32, enrollment.secret);
+    assert.equal(app.digits, 6);
+    assert.equal(app.period, 30);
+    assert.equal(app.algorithm, 'SHA1');
+    assert.match(enrollment.qrCodeSvg, /^<\?xml[\s\S]*<svg[\s\S]*<\/svg>\s*$/);
+    const code = (step: number) => app.generate({ timestamp: step * 30_000 });
+
+    const step = await freshStep(10);
+    const confirmed = await client.mutate({ mutation: ConfirmTotpDocument, variables: { code: code(step) } });
+    const recovery = confirmed.data!.confirmTotp;
+    assert.equal(recovery.length, 10);
+    const status = await client.query({ query: MfaStatusDocument, fetchPolicy: 'network-only' });
+    assert.equal(status.data?.me.mfaEnabled, true);
+
+    // Signed out, a login now needs the second factor.
+    session.token = null;
+    const needed = await rejection(client.mutate({ mutation: LoginDocument, variables: { input: { email, password } } }));
+    assert.deepEqual(codeOf(needed), { code: 'MFA_REQUIRED', field: 'totpCode' });
+    // The code that turned MFA on was used; the app's next one works, once.
+    const used = await rejection(
+      client.mutate({ mutation: LoginDocument, variables: { input: { email, password, totpCode: code(step) } } }),
+    );
+    assert.equal(codeOf(used).code, 'UNAUTHENTICATED');
+    const withCode = { input: { email, password, totpCode: code(step + 1) } };
+    const login = await client.mutate({ mutation: LoginDocument, variables: withCode });
+    assert.equal(login.data?.login.user.email, email);
+    const replayed = await rejection(client.mutate({ mutation: LoginDocument, variables: withCode }));
+    assert.equal(codeOf(replayed).code, 'UNAUTHENTICATED');
+
+    // A recovery code signs in once; another turns MFA off.
+    const withRecovery = { input: { email, password, totpCode: recovery[0] } };
+    const recovered = await client.mutate({ mutation: LoginDocument, variables: withRecovery });
+    session.token = recovered.data!.login.accessToken;
+    assert.equal(codeOf(await rejection(client.mutate({ mutation: LoginDocument, variables: withRecovery }))).code, 'UNAUTHENTICATED');
+    const off = await client.mutate({ mutation: DisableTotpDocument, variables: { password, code: recovery[1] } });
+    assert.equal(off.data?.disableTotp, true);
+    const after = await client.query({ query: MfaStatusDocument, fetchPolicy: 'network-only' });
+    assert.equal(after.data?.me.mfaEnabled, false);
+  } finally {
     client.stop();
   }
 });

@@ -1,10 +1,13 @@
-//! Accounts: registration, login with throttling, refresh-token rotation,
-//! logout, the signed-in user, and the first admin.
+//! Accounts: registration, login with throttling and a second factor,
+//! refresh-token rotation, sessions, password changes, disabled users, the
+//! signed-in user, and the first admin.
 
 pub mod limits;
+pub mod mfa;
 pub mod password;
 pub mod revocations;
 pub mod tokens;
+pub mod totp;
 
 use std::{sync::Arc, time::Duration};
 
@@ -14,9 +17,11 @@ use uuid::Uuid;
 
 use self::{
     limits::AuthLimiter,
+    mfa::SecondFactor,
     password::Passwords,
     revocations::{Revocations, Revoked},
     tokens::TokenKeys,
+    totp::OneTimeCode,
 };
 use crate::{
     audit::{self, Action, EntityType, Event},
@@ -45,6 +50,9 @@ pub struct User {
     /// Disabled by an admin: cannot sign in or refresh.
     #[serde(skip)]
     pub disabled: bool,
+    /// Signs in with a second factor.
+    #[serde(skip)]
+    pub mfa_enabled: bool,
     /// The version the user's access tokens are issued under.
     #[serde(skip)]
     pub token_version: i32,
@@ -59,6 +67,7 @@ impl From<UserRow> for User {
             role: Role::from_db(&row.role),
             created_at: row.created_at,
             disabled: row.disabled_at.is_some(),
+            mfa_enabled: row.mfa_enabled_at.is_some(),
             token_version: row.token_version,
         }
     }
@@ -105,6 +114,10 @@ impl Seen {
     pub fn disabled(&self) -> Option<bool> {
         self.private_shown.then_some(self.user.disabled)
     }
+
+    pub fn mfa_enabled(&self) -> Option<bool> {
+        self.private_shown.then_some(self.user.mfa_enabled)
+    }
 }
 
 /// What register, login and refresh hand back.
@@ -146,6 +159,7 @@ pub struct Accounts {
     limiter: Arc<AuthLimiter>,
     /// The users whose older access tokens are refused.
     revocations: Arc<Revocations>,
+    mfa: Arc<SecondFactor>,
 }
 
 /// The unique index on an account's email (in any letter case), and what
@@ -157,7 +171,14 @@ const EMAIL_TAKEN: AppError = AppError::Conflict {
 };
 
 impl Accounts {
-    pub fn new(db: Db, keys: TokenKeys, passwords: Passwords, refresh_ttl: Duration, limiter: AuthLimiter) -> Self {
+    pub fn new(
+        db: Db,
+        keys: TokenKeys,
+        passwords: Passwords,
+        refresh_ttl: Duration,
+        limiter: AuthLimiter,
+        mfa: SecondFactor,
+    ) -> Self {
         Self {
             db,
             keys,
@@ -165,6 +186,7 @@ impl Accounts {
             refresh_ttl,
             limiter: Arc::new(limiter),
             revocations: Arc::default(),
+            mfa: Arc::new(mfa),
         }
     }
 
@@ -236,13 +258,22 @@ impl Accounts {
         &self,
         email: &str,
         password: &str,
+        totp_code: Option<&str>,
         client: &Client,
         request_id: Option<&str>,
     ) -> AppResult<AuthSession> {
         const WRONG: AppError = AppError::BadCredentials("wrong email or password");
         const DISABLED: AppError = AppError::BadCredentials("this account is disabled");
+        const WRONG_CODE: AppError = AppError::BadCredentials(
+            "the code is neither the current code of your authenticator app nor an unused recovery code",
+        );
         self.limiter.check(client.address)?;
         let email = Email::parse("email", email)?;
+        // A blank code is no code: a form's field left empty.
+        let code = match totp_code {
+            None => None,
+            Some(raw) => OneTimeCode::parse_optional("totpCode", raw)?,
+        };
         let since = Utc::now() - THROTTLE_WINDOW;
         let found = self
             .db
@@ -282,7 +313,17 @@ impl Accounts {
                 audit::record(tx, &[event(Action::LoginFailed)]).await?;
                 Ok(Err(DISABLED))
             }
+            // The password was right; the second factor is missing.
+            Some(row) if ok && row.mfa_enabled_at.is_some() && code.is_none() => Ok(Err(AppError::MfaRequired)),
             Some(row) if ok => {
+                if let Some(code) = &code
+                    && row.mfa_enabled_at.is_some()
+                    && !this.mfa.accept(tx, row.id, code).await?
+                {
+                    db::accounts::record_login_failure(tx, email.key(), since).await?;
+                    audit::record(tx, &[event(Action::LoginFailed)]).await?;
+                    return Ok(Err(WRONG_CODE));
+                }
                 audit::record(tx, &[event(Action::LoginSucceeded)]).await?;
                 this.start_session(tx, row.into(), None, &client).await.map(Ok)
             }
@@ -442,42 +483,8 @@ impl Accounts {
         client: &Client,
     ) -> AppResult<AuthSession> {
         self.limiter.check(client.address)?;
-        let since = Utc::now() - THROTTLE_WINDOW;
-        let (user, hash, email_key, failures) = self
-            .db
-            .run(async |conn| {
-                let user = db::accounts::find_user(conn, viewer.user_id)
-                    .await?
-                    .ok_or(AppError::Unauthenticated)?;
-                let hash = db::accounts::password_hash(conn, viewer.user_id).await?;
-                let key = Email::parse("email", &user.email)
-                    .map(|e| e.key().to_owned())
-                    .unwrap_or_default();
-                let failures = db::accounts::count_login_failures(conn, &key, since).await?;
-                Ok((user, hash, key, failures))
-            })
+        self.confirm_own_password(viewer, current, "currentPassword", client)
             .await?;
-        if failures >= THROTTLE_MAX_FAILURES {
-            return Err(AppError::TooManyRequests);
-        }
-        let fits = !current.is_empty() && current.len() <= input::PASSWORD_MAX_BYTES && !current.contains('\0');
-        let ok = self
-            .passwords
-            .verify(client.address, if fits { current } else { "" }, hash)
-            .await?
-            && fits;
-        if !ok {
-            // A wrong current password counts as a failed login.
-            let moved = viewer.clone();
-            let mut conn = self.db.conn().await?;
-            conn.transaction(async move |tx| {
-                db::accounts::record_login_failure(tx, &email_key, since).await?;
-                let event = Event::by(&moved, Action::LoginFailed, EntityType::User, moved.user_id);
-                audit::record(tx, &[event]).await
-            })
-            .await?;
-            return Err(AppError::bad_input("currentPassword", "is not your current password"));
-        }
         let password = Password::parse("newPassword", new)?;
         if password.expose() == current {
             return Err(AppError::bad_input(
@@ -490,6 +497,9 @@ impl Accounts {
         let (this, moved, client) = (self.clone(), viewer.clone(), client.clone());
         let session = conn
             .transaction(async move |tx| {
+                let user = db::accounts::lock_user(tx, moved.user_id)
+                    .await?
+                    .ok_or(AppError::Unauthenticated)?;
                 db::accounts::set_password_hash(tx, moved.user_id, &hash).await?;
                 let version = db::accounts::raise_token_version(tx, moved.user_id).await?;
                 // Every other session ends; this one's older refresh tokens too.
@@ -518,6 +528,62 @@ impl Accounts {
             },
         );
         Ok(session)
+    }
+
+    /// Checks the viewer's own password before a change to their account:
+    /// throttled like logins, and a wrong one counts as a failed login
+    /// (`BAD_USER_INPUT` on `field`). Returns the key failures are counted
+    /// under.
+    async fn confirm_own_password(
+        &self,
+        viewer: &Viewer,
+        password: &str,
+        field: &'static str,
+        client: &Client,
+    ) -> AppResult<String> {
+        let since = Utc::now() - THROTTLE_WINDOW;
+        let (hash, email_key, failures) = self
+            .db
+            .run(async |conn| {
+                let user = db::accounts::find_user(conn, viewer.user_id)
+                    .await?
+                    .ok_or(AppError::Unauthenticated)?;
+                let hash = db::accounts::password_hash(conn, viewer.user_id).await?;
+                let key = Email::parse("email", &user.email)
+                    .map(|e| e.key().to_owned())
+                    .unwrap_or_default();
+                let failures = db::accounts::count_login_failures(conn, &key, since).await?;
+                Ok((hash, key, failures))
+            })
+            .await?;
+        if failures >= THROTTLE_MAX_FAILURES {
+            return Err(AppError::TooManyRequests);
+        }
+        let fits = !password.is_empty() && password.len() <= input::PASSWORD_MAX_BYTES && !password.contains('\0');
+        let ok = self
+            .passwords
+            .verify(client.address, if fits { password } else { "" }, hash)
+            .await?
+            && fits;
+        if !ok {
+            let (moved, key) = (viewer.clone(), email_key.clone());
+            let mut conn = self.db.conn().await?;
+            conn.transaction(async move |tx| Self::record_failed_check(tx, &moved, &key).await)
+                .await?;
+            return Err(AppError::BadInput {
+                field,
+                message: "is not your current password",
+            });
+        }
+        Ok(email_key)
+    }
+
+    /// A wrong password or code from a signed-in user: a failed login.
+    async fn record_failed_check(tx: &mut AsyncPgConnection, viewer: &Viewer, email_key: &str) -> AppResult<()> {
+        let since = Utc::now() - THROTTLE_WINDOW;
+        db::accounts::record_login_failure(tx, email_key, since).await?;
+        let event = Event::by(viewer, Action::LoginFailed, EntityType::User, viewer.user_id);
+        audit::record(tx, &[event]).await
     }
 
     /// Admins only: disables an account (it cannot sign in or refresh, its

@@ -40,13 +40,15 @@ pub enum Action {
     MappingCreated,
     MappingDeleted,
     PasswordChanged,
+    MfaEnabled,
+    MfaDisabled,
     SessionRevoked,
     UserDisabled,
     UserEnabled,
 }
 
 impl Action {
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 19] = [
         Self::Register,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -61,6 +63,8 @@ impl Action {
         Self::MappingCreated,
         Self::MappingDeleted,
         Self::PasswordChanged,
+        Self::MfaEnabled,
+        Self::MfaDisabled,
         Self::SessionRevoked,
         Self::UserDisabled,
         Self::UserEnabled,
@@ -82,6 +86,8 @@ impl Action {
             Self::MappingCreated => "MAPPING_CREATED",
             Self::MappingDeleted => "MAPPING_DELETED",
             Self::PasswordChanged => "PASSWORD_CHANGED",
+            Self::MfaEnabled => "MFA_ENABLED",
+            Self::MfaDisabled => "MFA_DISABLED",
             Self::SessionRevoked => "SESSION_REVOKED",
             Self::UserDisabled => "USER_DISABLED",
             Self::UserEnabled => "USER_ENABLED",

@@ -1,5 +1,5 @@
 //! Rows and named queries of the accounts tables: users, sessions and their
-//! refresh tokens, and failed logins.
+//! refresh tokens, failed logins, and the second factor.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{
     one,
-    schema::{login_failures, refresh_tokens, sessions, users},
+    schema::{login_failures, recovery_codes, refresh_tokens, sessions, totp_secrets, users},
 };
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -22,6 +22,8 @@ pub struct UserRow {
     /// Access tokens issued under an older version are refused.
     pub token_version: i32,
     pub disabled_at: Option<DateTime<Utc>>,
+    /// Set while the user has MFA on.
+    pub mfa_enabled_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Insertable)]
@@ -45,6 +47,18 @@ pub async fn find_user(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Op
     users::table
         .find(id)
         .select(UserRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The user, locked for the rest of the transaction: account changes of
+/// one user (turning MFA on and off) happen one at a time.
+pub async fn lock_user(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<UserRow>> {
+    users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .for_update()
         .first(conn)
         .await
         .optional()
@@ -382,4 +396,92 @@ fn listed_users<'a>(pattern: Option<&str>) -> users::BoxedQuery<'a, diesel::pg::
         );
     }
     query
+}
+
+/// Keeps a user's new authenticator secret, being enrolled: it replaces
+/// one being enrolled before.
+pub async fn put_totp_secret(conn: &mut AsyncPgConnection, user_id: Uuid, sealed: &[u8]) -> QueryResult<()> {
+    diesel::insert_into(totp_secrets::table)
+        .values((
+            totp_secrets::user_id.eq(user_id),
+            totp_secrets::sealed_secret.eq(sealed),
+        ))
+        .on_conflict(totp_secrets::user_id)
+        .do_update()
+        .set((
+            totp_secrets::sealed_secret.eq(sealed),
+            totp_secrets::created_at.eq(diesel::dsl::now),
+            totp_secrets::last_used_step.eq(None::<i64>),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// The user's sealed authenticator secret, if there is one.
+pub async fn totp_secret(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<Option<Vec<u8>>> {
+    totp_secrets::table
+        .find(user_id)
+        .select(totp_secrets::sealed_secret)
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Accepts a code's step once: true when no code of this step or a later
+/// one was accepted before. Concurrent uses of one code wait for each other
+/// on the row, and only the first succeeds.
+pub async fn use_totp_step(conn: &mut AsyncPgConnection, user_id: Uuid, step: i64) -> QueryResult<bool> {
+    diesel::update(
+        totp_secrets::table.find(user_id).filter(
+            totp_secrets::last_used_step
+                .is_null()
+                .or(totp_secrets::last_used_step.lt(step)),
+        ),
+    )
+    .set(totp_secrets::last_used_step.eq(step))
+    .execute(conn)
+    .await
+    .map(|n| n > 0)
+}
+
+/// Turns MFA on with these recovery codes (replacing any older ones), or
+/// off, dropping the secret and the codes.
+pub async fn set_mfa(conn: &mut AsyncPgConnection, user_id: Uuid, recovery: Option<&[Vec<u8>]>) -> QueryResult<()> {
+    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id)))
+        .execute(conn)
+        .await?;
+    match recovery {
+        Some(hashes) => {
+            let rows: Vec<_> = hashes
+                .iter()
+                .map(|h| (recovery_codes::user_id.eq(user_id), recovery_codes::code_hash.eq(h)))
+                .collect();
+            diesel::insert_into(recovery_codes::table)
+                .values(rows)
+                .execute(conn)
+                .await?;
+        }
+        None => {
+            diesel::delete(totp_secrets::table.find(user_id)).execute(conn).await?;
+        }
+    }
+    diesel::update(users::table.find(user_id))
+        .set(users::mfa_enabled_at.eq(recovery.is_some().then(Utc::now)))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Uses up one of the user's recovery codes: true when it was unused.
+pub async fn use_recovery_code(conn: &mut AsyncPgConnection, user_id: Uuid, hash: &[u8]) -> QueryResult<bool> {
+    diesel::update(
+        recovery_codes::table
+            .find((user_id, hash))
+            .filter(recovery_codes::used_at.is_null()),
+    )
+    .set(recovery_codes::used_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await
+    .map(|n| n > 0)
 }

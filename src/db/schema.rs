@@ -101,6 +101,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    recovery_codes (user_id, code_hash) {
+        user_id -> Uuid,
+        code_hash -> Bytea,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     refresh_tokens (id) {
         id -> Uuid,
         user_id -> Uuid,
@@ -110,6 +118,15 @@ diesel::table! {
         expires_at -> Timestamptz,
         used_at -> Nullable<Timestamptz>,
         revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    totp_secrets (user_id) {
+        user_id -> Uuid,
+        sealed_secret -> Bytea,
+        created_at -> Timestamptz,
+        last_used_step -> Nullable<Int8>,
     }
 }
 
@@ -125,6 +142,7 @@ diesel::table! {
         token_version -> Int4,
         tokens_revoked_at -> Nullable<Timestamptz>,
         disabled_at -> Nullable<Timestamptz>,
+        mfa_enabled_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -134,9 +152,11 @@ diesel::joinable!(mappings -> doctors (doctor_id));
 diesel::joinable!(mappings -> patients (patient_id));
 diesel::joinable!(mappings -> users (assigned_by));
 diesel::joinable!(patients -> users (created_by));
+diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (family_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(totp_secrets -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_blocks,
@@ -146,7 +166,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_failures,
     mappings,
     patients,
+    recovery_codes,
     refresh_tokens,
     sessions,
+    totp_secrets,
     users,
 );

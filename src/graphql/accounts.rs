@@ -1,5 +1,6 @@
 //! The accounts part of the schema: `me`, the viewer's sessions, the public
-//! account mutations, changing one's password, and the admins' user list.
+//! account mutations, changing one's password, the second factor, and the
+//! admins' user list.
 
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 
@@ -8,7 +9,7 @@ use super::{
     viewer,
 };
 use crate::{
-    accounts::{self, Accounts, AuthSession, Registration, Seen},
+    accounts::{self, Accounts, AuthSession, Registration, Seen, mfa},
     http::client::Client,
     input::{SearchTerm, parse_id},
     paging::{Cursor, Order},
@@ -28,6 +29,11 @@ pub struct LoginInput {
     pub email: String,
     #[graphql(secret)]
     pub password: String,
+    /// The current 6-digit code of the user's authenticator app, or one unused
+    /// recovery code. Needed when the user has turned MFA on: without it login
+    /// fails with MFA_REQUIRED; with a wrong one, UNAUTHENTICATED (a failed login).
+    #[graphql(secret)]
+    pub totp_code: Option<String>,
 }
 
 /// Returned by register, login and refreshToken.
@@ -52,6 +58,27 @@ impl From<AuthSession> for AuthPayload {
             expires_in: i32::try_from(s.expires_in).unwrap_or(i32::MAX),
             refresh_token: s.refresh_token,
             user: User(Seen::by_themself(s.user)),
+        }
+    }
+}
+
+/// A new authenticator secret, shown only by beginTotpEnrollment.
+#[derive(SimpleObject)]
+pub struct TotpEnrollment {
+    /// Base32 secret, for typing into an authenticator app.
+    pub secret: String,
+    /// otpauth://totp/... URI (SHA1, 6 digits, 30 s), for a QR code.
+    pub otpauth_uri: String,
+    /// The same URI as an SVG QR code.
+    pub qr_code_svg: String,
+}
+
+impl From<mfa::TotpEnrollment> for TotpEnrollment {
+    fn from(e: mfa::TotpEnrollment) -> Self {
+        Self {
+            secret: e.secret,
+            otpauth_uri: e.otpauth_uri,
+            qr_code_svg: e.qr_code_svg,
         }
     }
 }
@@ -164,7 +191,13 @@ impl AccountMutation {
         let accounts = ctx.data::<Accounts>()?;
         let client = ctx.data::<Client>()?;
         Ok(accounts
-            .login(&input.email, &input.password, client, request_id)
+            .login(
+                &input.email,
+                &input.password,
+                input.totp_code.as_deref(),
+                client,
+                request_id,
+            )
             .await?
             .into())
     }
@@ -205,6 +238,39 @@ impl AccountMutation {
     async fn logout_everywhere(&self, ctx: &Context<'_>) -> Result<bool> {
         let viewer = viewer(ctx)?;
         Ok(ctx.data::<Accounts>()?.logout_everywhere(viewer).await?)
+    }
+
+    /// Starts (or restarts) enrolling an authenticator app. MFA is not on until confirmTotp.
+    async fn begin_totp_enrollment(&self, ctx: &Context<'_>) -> Result<TotpEnrollment> {
+        let viewer = viewer(ctx)?;
+        let client = ctx.data::<Client>()?;
+        Ok(ctx
+            .data::<Accounts>()?
+            .begin_totp_enrollment(viewer, client)
+            .await?
+            .into())
+    }
+
+    /// Turns MFA on with a current code from the app. Returns 10 single-use recovery codes, shown only this once.
+    async fn confirm_totp(&self, ctx: &Context<'_>, #[graphql(secret)] code: String) -> Result<Vec<String>> {
+        let viewer = viewer(ctx)?;
+        let client = ctx.data::<Client>()?;
+        Ok(ctx.data::<Accounts>()?.confirm_totp(viewer, &code, client).await?)
+    }
+
+    /// Turns MFA off; needs the password and a current code or a recovery code.
+    async fn disable_totp(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(secret)] password: String,
+        #[graphql(secret)] code: String,
+    ) -> Result<bool> {
+        let viewer = viewer(ctx)?;
+        let client = ctx.data::<Client>()?;
+        Ok(ctx
+            .data::<Accounts>()?
+            .disable_totp(viewer, &password, &code, client)
+            .await?)
     }
 
     /// Admins only. A disabled user cannot sign in or refresh, and their access tokens are refused within 10 seconds on every replica.

@@ -33,6 +33,8 @@ pub enum AuditAction {
     MappingCreated,
     MappingDeleted,
     PasswordChanged,
+    MfaEnabled,
+    MfaDisabled,
     /// One session ended by revokeSession, or every session by logoutEverywhere.
     SessionRevoked,
     UserDisabled,

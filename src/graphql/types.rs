@@ -59,6 +59,11 @@ impl User {
     async fn created_at(&self) -> DateTime {
         DateTime(self.0.user().created_at)
     }
+    /// Only the user themself and admins see it: null for anyone else.
+    async fn mfa_enabled(&self) -> Option<bool> {
+        self.0.mfa_enabled()
+    }
+
     /// Only the user themself and admins see it: null for anyone else. A disabled user cannot sign in.
     async fn disabled(&self) -> Option<bool> {
         self.0.disabled()

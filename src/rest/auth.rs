@@ -72,6 +72,10 @@ pub struct LoginBody {
     #[schema(max_length = 254)]
     pub email: String,
     pub password: String,
+    /// The current 6-digit code of the user's authenticator app, or one
+    /// unused recovery code; needed when the user has turned MFA on.
+    #[schema(max_length = 64)]
+    pub totp_code: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -117,7 +121,7 @@ pub async fn register(
     request_body = LoginBody,
     responses(
         (status = 200, description = "Signed in", body = AuthJson),
-        (status = 401, description = "Wrong email or password", body = ErrorBody,
+        (status = 401, description = "Wrong email or password, or a wrong code; `MFA_REQUIRED` when the account has MFA on and no `totpCode` was sent", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 429, description = "Too many failed logins for this email, or too many attempts from this client address (`AUTH_RATE_LIMIT`); try again later", body = ErrorBody,
             headers(("Retry-After" = String, description = "Seconds to wait"))),
@@ -131,7 +135,13 @@ pub async fn login(
 ) -> ApiResult<Json<AuthJson>> {
     let session = app
         .accounts
-        .login(&body.email, &body.password, &client, request_id(&headers))
+        .login(
+            &body.email,
+            &body.password,
+            body.totp_code.as_deref(),
+            &client,
+            request_id(&headers),
+        )
         .await?;
     Ok(Json(session.into()))
 }

@@ -48,6 +48,8 @@ pub struct ErrorDetail {
 #[allow(dead_code)]
 pub enum ErrorCode {
     Unauthenticated,
+    /// A login of an account with MFA on, without `totpCode`.
+    MfaRequired,
     Forbidden,
     NotFound,
     BadUserInput,
@@ -74,7 +76,10 @@ impl IntoResponse for ApiError {
         err.log();
         let mut response = (err.status(), Json(ErrorBody::of(&err))).into_response();
         let headers = response.headers_mut();
-        if matches!(err, AppError::Unauthenticated | AppError::BadCredentials(_)) {
+        if matches!(
+            err,
+            AppError::Unauthenticated | AppError::BadCredentials(_) | AppError::MfaRequired
+        ) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(seconds) = err.retry_after() {

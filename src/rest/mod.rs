@@ -32,7 +32,9 @@ use crate::{
     accounts::Accounts,
     db::Db,
     doctors::LICENSE_NUMBER_PATTERN,
-    input::{self, EMAIL_PATTERN, NAME_PATTERN, OPTIONAL_EMAIL_PATTERN, PHONE_PATTERN, TEXT_PATTERN},
+    input::{
+        self, EMAIL_PATTERN, NAME_PATTERN, OPTIONAL_EMAIL_PATTERN, PHONE_PATTERN, TEXT_PATTERN, TOTP_CODE_PATTERN,
+    },
     paging::{CREATED_AT_CURSOR_PATTERN, NAME_CURSOR_PATTERN, Page},
 };
 
@@ -117,7 +119,10 @@ const BODY_PATTERNS: &[(&str, &[(&str, &str)])] = &[
             ("password", TEXT_PATTERN),
         ],
     ),
-    ("LoginBody", &[("email", EMAIL_PATTERN)]),
+    (
+        "LoginBody",
+        &[("email", EMAIL_PATTERN), ("totpCode", TOTP_CODE_PATTERN)],
+    ),
     ("CreatePatientBody", PATIENT_PATTERNS),
     ("UpdatePatientBody", PATIENT_PATTERNS),
     ("CreateDoctorBody", DOCTOR_PATTERNS),

@@ -9,7 +9,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::common::{AUDIT_SEAL_KEY, JWT_SECRET, PASSWORD, cluster::ScratchDir, free_port};
+use crate::common::{AUDIT_SEAL_KEY, JWT_SECRET, MFA_ENCRYPTION_KEY, PASSWORD, cluster::ScratchDir, free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_healthcare-api");
 
@@ -323,6 +323,19 @@ fn bad_settings_stop_start_up_with_one_line() {
             vec![("AUDIT_SEAL_KEY", "short")],
             "AUDIT_SEAL_KEY must be at least 32 bytes",
         ),
+        (
+            vec![
+                ("DATABASE_URL", "postgres://x/y"),
+                ("JWT_SECRET", JWT_SECRET),
+                ("AUDIT_SEAL_KEY", AUDIT_SEAL_KEY),
+            ],
+            "MFA_ENCRYPTION_KEY",
+        ),
+        (
+            vec![("MFA_ENCRYPTION_KEY", JWT_SECRET), ("JWT_SECRET", JWT_SECRET)],
+            "MFA_ENCRYPTION_KEY must differ from JWT_SECRET",
+        ),
+        (vec![("MFA_ISSUER", "North: clinic")], "MFA_ISSUER"),
         (vec![("AUDIT_SEAL_INTERVAL", "0")], "AUDIT_SEAL_INTERVAL"),
         (vec![("PORT", "http")], "PORT"),
         (vec![("BCRYPT_COST", "99")], "BCRYPT_COST"),
@@ -357,6 +370,7 @@ async fn migrate_and_create_admin_subcommands() {
         ("DATABASE_URL", url.as_str()),
         ("JWT_SECRET", JWT_SECRET),
         ("AUDIT_SEAL_KEY", AUDIT_SEAL_KEY),
+        ("MFA_ENCRYPTION_KEY", MFA_ENCRYPTION_KEY),
         ("BCRYPT_COST", "4"),
     ];
     let out = run_with(&env, &["migrate"]);
@@ -413,6 +427,7 @@ async fn logs_never_contain_passwords_tokens_or_personal_data() {
     cmd.env("DATABASE_URL", &url)
         .env("JWT_SECRET", JWT_SECRET)
         .env("AUDIT_SEAL_KEY", AUDIT_SEAL_KEY)
+        .env("MFA_ENCRYPTION_KEY", MFA_ENCRYPTION_KEY)
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "debug")
         .stdout(log.try_clone().unwrap())
@@ -460,6 +475,57 @@ async fn logs_never_contain_passwords_tokens_or_personal_data() {
         .as_str()
         .unwrap()
         .to_owned();
+    // The second factor: enrolling, a wrong and a right code, logins with a
+    // wrong code and a recovery code, and turning it off with another.
+    let as_zelda = |query: &'static str, variables: Value| {
+        let (server, token) = (&server, new_token.clone());
+        async move {
+            reqwest::Client::new()
+                .post(server.url("/graphql"))
+                .bearer_auth(token)
+                .json(&json!({ "query": query, "variables": variables }))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let enrollment = as_zelda("mutation { beginTotpEnrollment { secret otpauthUri } }", json!({})).await;
+    let secret = enrollment["data"]["beginTotpEnrollment"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let app = totp_rs::Totp::from_url(
+        enrollment["data"]["beginTotpEnrollment"]["otpauthUri"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (wrong_code, code) = (app.generate(now + 300).to_string(), app.generate(now).to_string());
+    let confirm = "mutation($c: String!) { confirmTotp(code: $c) }";
+    as_zelda(confirm, json!({ "c": wrong_code })).await;
+    let confirmed = as_zelda(confirm, json!({ "c": code })).await;
+    let recovery: Vec<String> = confirmed["data"]["confirmTotp"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    for totp in [wrong_code.as_str(), recovery[0].as_str()] {
+        let login = json!({ "input": { "email": "zelda.private@example.org", "password": "brand-new-secret-7", "totpCode": totp } });
+        server.gql(crate::common::LOGIN, login).await;
+    }
+    as_zelda(
+        "mutation($p: String!, $c: String!) { disableTotp(password: $p, code: $c) }",
+        json!({ "p": "brand-new-secret-7", "c": recovery[1] }),
+    )
+    .await;
     server.signal(libc::SIGTERM);
     assert!(server.wait_exit().success());
     let logs = std::fs::read_to_string(&log_path).unwrap();
@@ -476,8 +542,24 @@ async fn logs_never_contain_passwords_tokens_or_personal_data() {
         &token,
         &refresh,
         JWT_SECRET,
+        MFA_ENCRYPTION_KEY,
+        &secret,
+        &secret.to_lowercase(),
+        "otpauth",
     ] {
         assert!(!logs.contains(secret), "the logs contain {secret}");
+    }
+    for code in recovery.iter().take(2) {
+        assert!(!logs.contains(code.as_str()), "the logs contain a recovery code");
+        assert!(
+            !logs.contains(&code.replace('-', "")),
+            "the logs contain a recovery code"
+        );
+    }
+    // Six digits may be part of a longer number or a timestamp's fraction.
+    for code in [&code, &wrong_code] {
+        let alone = regex::Regex::new(&format!(r"(^|[^0-9.]){code}([^0-9]|$)")).unwrap();
+        assert!(!alone.is_match(&logs), "the logs contain a TOTP code");
     }
 }
 

@@ -17,6 +17,7 @@ mod http;
 mod idempotency;
 mod limits;
 mod mappings;
+mod mfa;
 mod nplusone;
 mod paging;
 mod patients;

@@ -196,6 +196,7 @@ fn the_pooler_setting_needs_a_direct_url() {
         ("DATABASE_URL", "postgres://app@127.0.0.1:6543/app"),
         ("JWT_SECRET", crate::common::JWT_SECRET),
         ("AUDIT_SEAL_KEY", crate::common::AUDIT_SEAL_KEY),
+        ("MFA_ENCRYPTION_KEY", crate::common::MFA_ENCRYPTION_KEY),
         ("DATABASE_POOLER", "transaction"),
     ]))
     .expect_err("refused");

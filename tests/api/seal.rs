@@ -7,7 +7,7 @@ use std::{process::Output, time::Duration};
 
 use serde_json::json;
 
-use crate::common::{AUDIT_SEAL_KEY, JWT_SECRET, TestApp, cluster};
+use crate::common::{AUDIT_SEAL_KEY, JWT_SECRET, MFA_ENCRYPTION_KEY, TestApp, cluster};
 
 const SEAL: &str = "{ auditSeal { sealedEvents pendingEvents headBlock headHash sealedAt } }";
 
@@ -29,6 +29,7 @@ fn audit_command(db_url: &str, key: &str, args: &[&str]) -> Output {
         .env("DATABASE_URL", db_url)
         .env("JWT_SECRET", JWT_SECRET)
         .env("AUDIT_SEAL_KEY", key)
+        .env("MFA_ENCRYPTION_KEY", MFA_ENCRYPTION_KEY)
         .env("RUST_LOG", "warn")
         .arg("audit")
         .args(args)

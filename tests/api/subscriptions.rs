@@ -529,6 +529,7 @@ async fn a_thousand_idle_subscriptions_cost_a_bounded_amount_of_memory() {
         .env("DATABASE_URL", &url)
         .env("JWT_SECRET", crate::common::JWT_SECRET)
         .env("AUDIT_SEAL_KEY", crate::common::AUDIT_SEAL_KEY)
+        .env("MFA_ENCRYPTION_KEY", crate::common::MFA_ENCRYPTION_KEY)
         .env("PORT", port.to_string())
         .env("BCRYPT_COST", "4")
         .env("RUST_LOG", "warn")

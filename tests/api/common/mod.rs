@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 pub const AUDIT_SEAL_KEY: &str = "test-seal-key-test-seal-key-test-seal-key";
+pub const MFA_ENCRYPTION_KEY: &str = "test-mfa-key-test-mfa-key-test-mfa-key-0";
 pub const PASSWORD: &str = "correct horse battery";
 
 pub struct TestApp {
@@ -123,6 +124,7 @@ pub fn settings(db_url: &str) -> HashMap<String, String> {
         ("DATABASE_URL", db_url),
         ("JWT_SECRET", JWT_SECRET),
         ("AUDIT_SEAL_KEY", AUDIT_SEAL_KEY),
+        ("MFA_ENCRYPTION_KEY", MFA_ENCRYPTION_KEY),
         // Seldom: the statement-count tests count every statement of the
         // app's database. The seal's own tests seal often.
         ("AUDIT_SEAL_INTERVAL", "1h"),
