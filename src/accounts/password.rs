@@ -17,7 +17,7 @@ use tokio::{
 use tracing::Instrument as _;
 
 use super::limits::client_key;
-use crate::error::AppError;
+use crate::{error::AppError, input};
 
 /// How long a login waits for its turn at bcrypt before it is told to retry.
 const QUEUE_WAIT: Duration = Duration::from_secs(10);
@@ -82,19 +82,21 @@ impl Passwords {
             .await?
     }
 
-    /// Checks `password` against `hash`; with no hash (unknown email), does
-    /// the same work against a dummy and answers false.
+    /// Checks a typed `password` against `hash`; with no hash (unknown
+    /// email), or a password no account can have (empty, over 72 bytes,
+    /// with NUL), does the same work and answers false.
     pub async fn verify(&self, client: IpAddr, password: &str, hash: Option<String>) -> Result<bool, AppError> {
+        let fits = !password.is_empty() && password.len() <= input::PASSWORD_MAX_BYTES && !password.contains('\0');
         let known = hash.is_some();
         let hash = match hash {
             Some(h) => h,
             None => self.dummy_hash(client).await?.clone(),
         };
-        let password = password.to_owned();
+        let password = if fits { password.to_owned() } else { String::new() };
         let matches = self
             .blocking(client, move || bcrypt::verify(password, &hash).unwrap_or(false))
             .await?;
-        Ok(known && matches)
+        Ok(fits && known && matches)
     }
 
     async fn dummy_hash(&self, client: IpAddr) -> Result<&String, AppError> {
