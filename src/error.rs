@@ -209,11 +209,17 @@ impl From<diesel::result::Error> for AppError {
 /// the transaction lost a deadlock. The server's English messages are
 /// matched, as diesel passes on the text but not the SQLSTATE; a server set
 /// to another `lc_messages` gets these as internal errors, never as success.
+/// PgBouncer's own refusals while the server behind it restarts (it cannot
+/// log in to it yet, or lost its connection under a query) mean the same.
 fn session_ended(message: &str) -> bool {
     message.starts_with("terminating connection")
         || message.starts_with("the database system is")
         || message.starts_with("canceling statement due to conflict with recovery")
         || message == "deadlock detected"
+        || message.starts_with("server login has been failing")
+        || message == "pgbouncer cannot connect to server"
+        || message == "server conn crashed?"
+        || message == "query_wait_timeout"
 }
 
 /// Maps a unique violation of the named constraint (or unique index) to a
@@ -239,6 +245,25 @@ impl<T> OnConstraint<T> for Result<T, diesel::result::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ended_sessions_are_told_by_their_message() {
+        for ended in [
+            "terminating connection due to administrator command",
+            "the database system is shutting down",
+            "deadlock detected",
+            "server login has been failing, try again later (server_login_retry)",
+            "server conn crashed?",
+        ] {
+            assert!(session_ended(ended), "{ended}");
+        }
+        for other in [
+            "duplicate key value violates unique constraint",
+            "syntax error at or near \"x\"",
+        ] {
+            assert!(!session_ended(other), "{other}");
+        }
+    }
 
     #[test]
     fn every_variant_has_a_contract_code_and_status() {
