@@ -50,18 +50,41 @@ pub fn request_error(err: &AppError) -> ServerError {
 
 /// Gives every error without a code the code `BAD_USER_INPUT`: such errors
 /// come from async-graphql's parsing, validation and input coercion, since
-/// every error of ours carries a code.
+/// every error of ours carries a code. A syntax error says what was
+/// expected, as `Syntax Error: ...`, with its location, rather than in the
+/// parser's drawing of the line.
 pub fn classify(errors: &mut [ServerError]) {
     for err in errors {
         let extensions = err.extensions.get_or_insert_with(ErrorExtensionValues::default);
         if extensions.get("code").is_some() {
             continue;
         }
+        if let Some(message) = syntax_error(&err.message) {
+            err.message = message;
+        }
         extensions.set("code", "BAD_USER_INPUT");
         if let Some(field) = offending_field(&err.message) {
             extensions.set("field", Value::String(field));
         }
     }
+}
+
+/// The parser's message (`" --> 1:2 | ... = expected selection"`) as
+/// `Syntax Error: Expected selection.`; `None` for any other message.
+fn syntax_error(message: &str) -> Option<String> {
+    if !message.starts_with(" --> ") {
+        return None;
+    }
+    let what = message
+        .lines()
+        .rev()
+        .find_map(|line| line.trim_start().strip_prefix("= "))
+        .unwrap_or("the document could not be parsed")
+        .trim()
+        .trim_end_matches('.');
+    let mut chars = what.chars();
+    let first = chars.next()?.to_uppercase();
+    Some(format!("Syntax Error: {first}{}.", chars.as_str()))
 }
 
 /// The argument or input field an async-graphql message is about, such as
@@ -102,6 +125,18 @@ mod tests {
             let error = serde_json::to_value(request_error(&err)).unwrap();
             assert_eq!(error, err.failure_body()["errors"][0]);
         }
+    }
+
+    #[test]
+    fn syntax_errors_read_as_the_specification_writes_them() {
+        let parsed = async_graphql::parser::parse_query("{").unwrap_err();
+        let err = ServerError::from(parsed);
+        assert!(err.message.contains("-->"), "{}", err.message);
+        let mut errors = vec![err];
+        classify(&mut errors);
+        assert_eq!(errors[0].message, "Syntax Error: Expected selection.");
+        assert_eq!(errors[0].locations.len(), 1);
+        assert_eq!(syntax_error("Unknown field \"x\""), None);
     }
 
     #[test]

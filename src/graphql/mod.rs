@@ -12,6 +12,7 @@ pub mod documents;
 pub mod error;
 pub mod loaders;
 pub mod mappings;
+pub mod over_http;
 pub mod patients;
 pub mod subscription;
 pub mod types;
@@ -24,13 +25,13 @@ use async_graphql::{
     parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
 use axum::{
-    Json,
     body::Bytes,
     extract::{Path, State, rejection::BytesRejection},
     http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
     response::{Html, IntoResponse, Response},
 };
 
+use self::over_http::ResponseType;
 use crate::{
     app::AppState,
     audit::Served,
@@ -261,53 +262,49 @@ pub async fn post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let Some(kind) = ResponseType::negotiate(&headers) else {
+        return over_http::not_acceptable();
+    };
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return error_response(StatusCode::PAYLOAD_TOO_LARGE, &AppError::PayloadTooLarge);
+            return over_http::refused(StatusCode::PAYLOAD_TOO_LARGE, kind, &AppError::PayloadTooLarge);
         }
         Err(_) => {
-            return error_response(
+            return over_http::refused(
                 StatusCode::BAD_REQUEST,
+                kind,
                 &AppError::bad_input("body", "the request body could not be read"),
             );
         }
     };
     if !is_json(&headers) {
-        return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, &AppError::NotJson);
+        return over_http::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, kind, &AppError::NotJson);
     }
     // An array is a batch, an object one operation; nothing else is a request.
-    let parsed = match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'[') => serde_json::from_slice::<Vec<async_graphql::Request>>(&body).map(BatchRequest::Batch),
-        Some(b'{') => serde_json::from_slice::<async_graphql::Request>(&body).map(BatchRequest::Single),
-        _ => serde_json::from_slice::<async_graphql::Request>(b"-").map(BatchRequest::Single),
-    };
-    let Ok(batch) = parsed else {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            &AppError::bad_input(
-                "body",
-                "must be a JSON GraphQL request: {\"query\": \"...\", \"variables\": {...}}",
-            ),
-        );
+    let batch = match over_http::parse_body(&body) {
+        Ok(batch) => batch,
+        Err(err) => return over_http::refused(StatusCode::BAD_REQUEST, kind, &err),
     };
     let size = match &batch {
         BatchRequest::Single(_) => 1,
         BatchRequest::Batch(list) => list.len(),
     };
     if size == 0 {
-        return error_response(
+        return over_http::refused(
             StatusCode::BAD_REQUEST,
+            kind,
             &AppError::bad_input("body", "the batch is empty"),
         );
     }
     if size > state.limits.max_batch {
-        return error_response(
+        return over_http::refused(
             StatusCode::BAD_REQUEST,
+            kind,
             &AppError::bad_input("body", "the batch has more operations than the limit allows"),
         );
     }
-    execute(&state, client, &headers, batch).await
+    execute(&state, client, &headers, batch, kind).await
 }
 
 /// `GET /graphql`: GraphiQL for a browser, a query for API clients.
@@ -321,18 +318,17 @@ pub async fn get(
     if query.is_empty() && accepts_html(&headers) {
         return graphiql();
     }
-    let mut request = match async_graphql::http::parse_query_string(query) {
+    let Some(kind) = ResponseType::negotiate(&headers) else {
+        return over_http::not_acceptable();
+    };
+    let mut request = match over_http::parse_query_string(query) {
         Ok(request) => request,
-        Err(_) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &AppError::bad_input("query", "GET needs ?query=...&variables=<JSON>"),
-            );
-        }
+        Err(err) => return over_http::refused(StatusCode::BAD_REQUEST, kind, &err),
     };
     if state.documents.prepare(&mut request) == Some(OperationType::Mutation) {
-        let mut response = error_response(
+        let mut response = over_http::refused(
             StatusCode::METHOD_NOT_ALLOWED,
+            kind,
             &AppError::bad_input("query", "mutations must be sent with POST"),
         );
         response
@@ -340,13 +336,19 @@ pub async fn get(
             .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
         return response;
     }
-    execute(&state, client, &headers, BatchRequest::Single(request)).await
+    execute(&state, client, &headers, BatchRequest::Single(request), kind).await
 }
 
-async fn execute(state: &AppState, client: Client, headers: &HeaderMap, batch: BatchRequest) -> Response {
+async fn execute(
+    state: &AppState,
+    client: Client,
+    headers: &HeaderMap,
+    batch: BatchRequest,
+    kind: ResponseType,
+) -> Response {
     let key = match IdempotencyKey::from_headers(headers) {
         Ok(key) => key,
-        Err(err) => return error_response(StatusCode::BAD_REQUEST, &err),
+        Err(err) => return over_http::refused(StatusCode::BAD_REQUEST, kind, &err),
     };
     let request_id = request_id(headers);
     let viewer = bearer_token(headers)
@@ -377,8 +379,9 @@ async fn execute(state: &AppState, client: Client, headers: &HeaderMap, batch: B
         // retry could not tell which one it answers for.
         let keyed: Vec<usize> = batch.iter_mut().map(keyed_fields).collect();
         if keyed.iter().sum::<usize>() > 1 {
-            return error_response(
+            return over_http::refused(
                 StatusCode::BAD_REQUEST,
+                kind,
                 &AppError::bad_input(
                     "Idempotency-Key",
                     "one key covers one createPatient, createDoctor or assignDoctor: send each in a request of its own",
@@ -403,7 +406,7 @@ async fn execute(state: &AppState, client: Client, headers: &HeaderMap, batch: B
     if let Some(viewer) = &viewer {
         account_for_reads(&state.db, viewer, &served, &mut responses).await;
     }
-    Json(response).into_response()
+    over_http::respond(&response, kind)
 }
 
 /// Writes the `PATIENTS_READ` event of each operation that served patients,
@@ -426,12 +429,6 @@ async fn account_for_reads(
             **response = async_graphql::Response::from_errors(vec![error::request_error(&err)]);
         }
     }
-}
-
-/// A GraphQL-shaped error body for a request that was not executed.
-pub fn error_response(status: StatusCode, err: &AppError) -> Response {
-    let body = serde_json::json!({ "errors": [error::request_error(err)] });
-    (status, Json(body)).into_response()
 }
 
 fn accepts_html(headers: &HeaderMap) -> bool {

@@ -19,6 +19,7 @@ mod limits;
 mod mappings;
 mod mfa;
 mod nplusone;
+mod over_http;
 mod paging;
 mod patients;
 mod pooler;
