@@ -54,6 +54,8 @@ pub struct AppState {
     pub cors: CorsOrigins,
     /// Our own proxies in front (`TRUSTED_PROXY_HOPS`).
     pub trusted_proxy_hops: usize,
+    /// GraphiQL is served (`GRAPHIQL`).
+    pub graphiql: bool,
 }
 
 /// The database the server uses, and the private cluster if it runs one.
@@ -286,6 +288,7 @@ impl Application {
             limits: config.limits.clone(),
             cors: config.cors_allowed_origins.clone(),
             trusted_proxy_hops: config.trusted_proxy_hops,
+            graphiql: config.graphiql,
         };
         let (rest, openapi) = rest::router();
         let rest = rest.with_state(rest::RestState {
@@ -307,9 +310,11 @@ impl Application {
                     .layer(LoadShedLayer::new())
                     .layer(GlobalConcurrencyLimitLayer::new(config.max_concurrent_requests)),
             );
-        let routes = Router::new()
-            .merge(api)
-            .route("/graphql/assets/{name}", get(graphql::asset))
+        let mut routes = Router::new().merge(api);
+        if config.graphiql {
+            routes = routes.route("/graphql/assets/{name}", get(graphql::asset));
+        }
+        let routes = routes
             .route("/healthz", get(health::healthz))
             .route("/readyz", get(health::readyz))
             .route("/metrics", get(http::metrics::handler))

@@ -43,6 +43,8 @@ pub struct Limits {
     pub max_depth: usize,
     pub max_complexity: usize,
     pub max_batch: usize,
+    /// Aliased fields in one operation, its fragments included.
+    pub max_aliases: usize,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     /// Live subscriptions on this server, all connections together.
@@ -57,6 +59,7 @@ impl Default for Limits {
             max_depth: 12,
             max_complexity: 2000,
             max_batch: 10,
+            max_aliases: 100,
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             max_subscriptions: 10_000,
@@ -106,6 +109,8 @@ pub struct Config {
     pub trusted_proxy_hops: usize,
     pub cors_allowed_origins: CorsOrigins,
     pub introspection: bool,
+    /// Serve GraphiQL at `GET /graphql` to browsers.
+    pub graphiql: bool,
     pub log_format: LogFormat,
     pub rust_log: String,
     pub limits: Limits,
@@ -274,6 +279,7 @@ impl Config {
         let trusted_proxy_hops = number("TRUSTED_PROXY_HOPS", get("TRUSTED_PROXY_HOPS"), 0, 0, 10)?;
         let cors_allowed_origins = cors(get("CORS_ALLOWED_ORIGINS"))?;
         let introspection = boolean("GRAPHQL_INTROSPECTION", get("GRAPHQL_INTROSPECTION"), true)?;
+        let graphiql = boolean("GRAPHIQL", get("GRAPHIQL"), true)?;
         let log_format = match get("LOG_FORMAT").as_deref().map(str::trim) {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
@@ -294,6 +300,13 @@ impl Config {
                 1_000_000,
             )?,
             max_batch: number("GRAPHQL_MAX_BATCH", get("GRAPHQL_MAX_BATCH"), d.max_batch, 1, 1000)?,
+            max_aliases: number(
+                "GRAPHQL_MAX_ALIASES",
+                get("GRAPHQL_MAX_ALIASES"),
+                d.max_aliases,
+                1,
+                100_000,
+            )?,
             max_subscriptions: number(
                 "MAX_SUBSCRIPTIONS",
                 get("MAX_SUBSCRIPTIONS"),
@@ -346,6 +359,7 @@ impl Config {
             trusted_proxy_hops,
             cors_allowed_origins,
             introspection,
+            graphiql,
             log_format,
             rust_log,
             limits,
@@ -511,7 +525,8 @@ mod tests {
         assert_eq!(c.access_token_ttl, Duration::from_secs(900));
         assert_eq!(c.refresh_token_ttl, Duration::from_secs(30 * 86400));
         assert_eq!(c.bcrypt_cost, 12);
-        assert!(c.introspection);
+        assert!(c.introspection && c.graphiql);
+        assert_eq!(c.limits.max_aliases, 100);
         assert_eq!(c.limits.max_depth, 12);
         assert_eq!(c.limits.max_complexity, 2000);
         assert_eq!(c.limits.max_batch, 10);
@@ -572,6 +587,9 @@ mod tests {
             ("DATABASE_POOL_SIZE", "0"),
             ("CORS_ALLOWED_ORIGINS", "not a url"),
             ("GRAPHQL_INTROSPECTION", "maybe"),
+            ("GRAPHIQL", "sometimes"),
+            ("GRAPHQL_MAX_ALIASES", "0"),
+            ("GRAPHQL_MAX_ALIASES", "many"),
             ("LOG_FORMAT", "xml"),
             ("RUST_LOG", "=[["),
             ("AUDIT_SEAL_KEY", "short"),

@@ -109,7 +109,11 @@ pub fn schema_builder(
     if introspection {
         builder
     } else {
-        builder.disable_introspection().extension(NoIntrospection)
+        // Field suggestions ("Did you mean ...?") would tell the schema too.
+        builder
+            .disable_introspection()
+            .disable_suggestions()
+            .extension(NoIntrospection)
     }
 }
 
@@ -169,6 +173,36 @@ fn root_field_names<'a>(document: &'a ExecutableDocument, set: &'a SelectionSet)
     let mut names = Vec::new();
     collect(document, set, 0, &mut names);
     names
+}
+
+/// The aliased fields of the operation the request runs, its fragments
+/// included as often as they are spread (0 when it does not parse).
+fn aliases(request: &mut async_graphql::Request) -> usize {
+    fn count(document: &ExecutableDocument, set: &SelectionSet, depth: usize) -> usize {
+        if depth >= 32 {
+            return usize::MAX;
+        }
+        set.items.iter().fold(0usize, |total, item| {
+            let here = match &item.node {
+                Selection::Field(field) => usize::from(field.node.alias.is_some()).saturating_add(count(
+                    document,
+                    &field.node.selection_set.node,
+                    depth + 1,
+                )),
+                Selection::InlineFragment(inline) => count(document, &inline.node.selection_set.node, depth + 1),
+                Selection::FragmentSpread(spread) => document
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .map_or(0, |f| count(document, &f.node.selection_set.node, depth + 1)),
+            };
+            total.saturating_add(here)
+        })
+    }
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
+        return 0;
+    };
+    documents::operation(document, name.as_deref()).map_or(0, |op| count(document, &op.node.selection_set.node, 0))
 }
 
 /// How many of the mutations that take an `Idempotency-Key` the request's
@@ -315,7 +349,7 @@ pub async fn get(
     uri: Uri,
 ) -> Response {
     let query = uri.query().unwrap_or_default();
-    if query.is_empty() && accepts_html(&headers) {
+    if query.is_empty() && state.graphiql && accepts_html(&headers) {
         return graphiql();
     }
     let Some(kind) = ResponseType::negotiate(&headers) else {
@@ -374,6 +408,17 @@ async fn execute(
         .data(client);
     let started = std::time::Instant::now();
     let kinds: Vec<Option<OperationType>> = batch.iter_mut().map(|r| state.documents.prepare(r)).collect();
+    if batch.iter_mut().any(|r| aliases(r) > state.limits.max_aliases) {
+        let err = AppError::bad_input("query", "has more aliased fields than GRAPHQL_MAX_ALIASES allows");
+        return match batch {
+            // A request error, like the depth and complexity limits'.
+            BatchRequest::Single(_) => over_http::respond(
+                &BatchResponse::Single(async_graphql::Response::from_errors(vec![error::request_error(&err)])),
+                kind,
+            ),
+            BatchRequest::Batch(_) => over_http::refused(StatusCode::BAD_REQUEST, kind, &err),
+        };
+    }
     if let Some(key) = key {
         // The key covers the one create of the request; with several, a
         // retry could not tell which one it answers for.

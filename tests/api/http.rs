@@ -205,7 +205,12 @@ async fn malformed_requests_get_client_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn depth_complexity_and_batch_limits() {
-    let app = TestApp::spawn().await;
+    // Aliases are limited too (100 by default): allowed here, to reach
+    // the complexity limit with them.
+    let app = TestApp::spawn_with(|s| {
+        s.insert("GRAPHQL_MAX_ALIASES".into(), "5000".into());
+    })
+    .await;
     // Depth: a data query 13 levels deep.
     let mut inner = String::from("id");
     for level in (3..=12).rev() {

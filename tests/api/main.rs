@@ -24,6 +24,7 @@ mod paging;
 mod patients;
 mod pooler;
 mod privacy;
+mod production;
 mod reads;
 mod rest;
 mod seal;
