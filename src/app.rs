@@ -56,6 +56,8 @@ pub struct AppState {
     pub trusted_proxy_hops: usize,
     /// GraphiQL is served (`GRAPHIQL`).
     pub graphiql: bool,
+    /// Documents sent by hash: APQ, or only the trusted ones.
+    pub persisted: Arc<graphql::persisted::PersistedDocuments>,
 }
 
 /// The database the server uses, and the private cluster if it runs one.
@@ -289,6 +291,10 @@ impl Application {
             cors: config.cors_allowed_origins.clone(),
             trusted_proxy_hops: config.trusted_proxy_hops,
             graphiql: config.graphiql,
+            persisted: Arc::new(match &config.trusted_documents {
+                Some(manifest) => graphql::persisted::PersistedDocuments::trusted(manifest)?,
+                None => graphql::persisted::PersistedDocuments::default(),
+            }),
         };
         let (rest, openapi) = rest::router();
         let rest = rest.with_state(rest::RestState {

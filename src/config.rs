@@ -111,6 +111,8 @@ pub struct Config {
     pub introspection: bool,
     /// Serve GraphiQL at `GET /graphql` to browsers.
     pub graphiql: bool,
+    /// The manifest of the only documents run (`TRUSTED_DOCUMENTS`).
+    pub trusted_documents: Option<PathBuf>,
     pub log_format: LogFormat,
     pub rust_log: String,
     pub limits: Limits,
@@ -280,6 +282,7 @@ impl Config {
         let cors_allowed_origins = cors(get("CORS_ALLOWED_ORIGINS"))?;
         let introspection = boolean("GRAPHQL_INTROSPECTION", get("GRAPHQL_INTROSPECTION"), true)?;
         let graphiql = boolean("GRAPHIQL", get("GRAPHIQL"), true)?;
+        let trusted_documents = get("TRUSTED_DOCUMENTS").map(|p| PathBuf::from(p.trim()));
         let log_format = match get("LOG_FORMAT").as_deref().map(str::trim) {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
@@ -360,6 +363,7 @@ impl Config {
             cors_allowed_origins,
             introspection,
             graphiql,
+            trusted_documents,
             log_format,
             rust_log,
             limits,

@@ -18,6 +18,11 @@ pub enum AppError {
     /// needs its second factor.
     #[error("this account has MFA on: send totpCode, the current code of your authenticator app or a recovery code")]
     MfaRequired,
+    /// A document sent by a hash the server does not know (Apollo's
+    /// automatic persisted queries; with `TRUSTED_DOCUMENTS`, any document
+    /// not in the manifest). GraphQL only.
+    #[error("PersistedQueryNotFound: the server does not know this document; send it with its hash")]
+    PersistedQueryNotFound,
     #[error("you may not do this")]
     Forbidden,
     #[error("not found")]
@@ -93,6 +98,7 @@ impl AppError {
         match self {
             Self::Unauthenticated | Self::BadCredentials(_) => "UNAUTHENTICATED",
             Self::MfaRequired => "MFA_REQUIRED",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             Self::Forbidden => "FORBIDDEN",
             Self::NotFound => "NOT_FOUND",
             Self::BadInput { .. } | Self::PayloadTooLarge | Self::NotJson => "BAD_USER_INPUT",
@@ -108,7 +114,7 @@ impl AppError {
             Self::Unauthenticated | Self::BadCredentials(_) | Self::MfaRequired => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::BadInput { .. } => StatusCode::BAD_REQUEST,
+            Self::BadInput { .. } | Self::PersistedQueryNotFound => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -271,6 +277,7 @@ mod tests {
             (AppError::Unauthenticated, "UNAUTHENTICATED", 401),
             (AppError::BadCredentials("x"), "UNAUTHENTICATED", 401),
             (AppError::MfaRequired, "MFA_REQUIRED", 401),
+            (AppError::PersistedQueryNotFound, "PERSISTED_QUERY_NOT_FOUND", 400),
             (AppError::Forbidden, "FORBIDDEN", 403),
             (AppError::NotFound, "NOT_FOUND", 404),
             (AppError::bad_input("email", "bad"), "BAD_USER_INPUT", 400),

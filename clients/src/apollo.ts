@@ -1,25 +1,44 @@
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from '@apollo/client';
 import { SetContextLink } from '@apollo/client/link/context';
+import { PersistedQueryLink } from '@apollo/client/link/persisted-queries';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
 import { relayStylePagination } from '@apollo/client/utilities';
 import { OperationTypeNode } from 'graphql';
 import { bearer, type Session } from './session.ts';
 import { wsClient } from './ws.ts';
 
+export interface ApolloOptions {
+  // Automatic persisted queries: a query's SHA-256 instead of its text once
+  // the server knows it, sent by GET (mutations stay POST).
+  persistedQueries?: boolean;
+  // The fetch the HTTP link uses (a test's, to watch the wire).
+  fetch?: typeof fetch;
+}
+
+// The SHA-256 of a document's text, in hex, with the Web Crypto API that
+// browsers and Node.js both have.
+async function sha256(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 // Apollo Client as a front end sets it up for this API: the bearer token from
 // the session on every HTTP request, subscriptions over graphql-ws, and the
 // `patients` connection merged page by page by its cursor (one cached list
 // per search and order).
-export function apolloClient(apiUrl: string, session: Session): ApolloClient {
+export function apolloClient(apiUrl: string, session: Session, options: ApolloOptions = {}): ApolloClient {
   const auth = new SetContextLink((context) => ({
     headers: { ...context.headers, ...bearer(session) },
   }));
-  const http = new HttpLink({ uri: `${apiUrl}/graphql` });
+  const http = new HttpLink({ uri: `${apiUrl}/graphql`, fetch: options.fetch });
+  const persisted = options.persistedQueries
+    ? [new PersistedQueryLink({ sha256, useGETForHashedQueries: true })]
+    : [];
   const ws = new GraphQLWsLink(wsClient(`${apiUrl.replace(/^http/, 'ws')}/graphql/ws`, session));
   const link = ApolloLink.split(
     ({ operationType }) => operationType === OperationTypeNode.SUBSCRIPTION,
     ws,
-    ApolloLink.from([auth, http]),
+    ApolloLink.from([auth, ...persisted, http]),
   );
   return new ApolloClient({
     link,

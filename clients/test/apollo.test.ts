@@ -24,7 +24,7 @@ import {
   UpdatePatientDocument,
   type MappingEventsSubscription,
 } from '../src/generated/graphql.ts';
-import { API_URL, Received, createDoctor, newAccount, signUp, untilLive } from './api.ts';
+import { API_URL, Received, createDoctor, createPatient, newAccount, signUp, untilLive } from './api.ts';
 
 // The GraphQL error code of a failed Apollo operation.
 function codeOf(error: unknown): { code: unknown; field: unknown } {
@@ -281,6 +281,57 @@ test('Apollo Client turns MFA on with an authenticator app and signs in with a s
     assert.equal(off.data?.disableTotp, true);
     const after = await client.query({ query: MfaStatusDocument, fetchPolicy: 'network-only' });
     assert.equal(after.data?.me.mfaEnabled, false);
+  } finally {
+    client.stop();
+  }
+});
+
+test('Apollo Client sends only hashes once the server knows a query (automatic persisted queries, GET for hashed queries)', async () => {
+  const { token } = await signUp('Apq Ann');
+  await createPatient(token, 'Persisted Patient');
+  // What goes over the wire: each request's method and whether it carries
+  // the document's text.
+  const wire: { method: string; text: boolean; status: number }[] = [];
+  const watching: typeof fetch = async (input, init) => {
+    const url = new URL(String(input));
+    const body = typeof init?.body === 'string' ? (JSON.parse(init.body) as { query?: string }) : {};
+    const response = await fetch(input, init);
+    wire.push({
+      method: init?.method ?? 'GET',
+      text: url.searchParams.has('query') || typeof body.query === 'string',
+      status: response.status,
+    });
+    return response;
+  };
+  const client = apolloClient(API_URL, { token }, { persistedQueries: true, fetch: watching });
+  try {
+    const read = () => client.query({ query: PatientsDocument, variables: { first: 5 }, fetchPolicy: 'network-only' });
+    const first = await read();
+    assert.equal(first.data?.patients.edges[0]?.node.name, 'Persisted Patient');
+    const second = await read();
+    assert.equal(second.data?.patients.edges[0]?.node.name, 'Persisted Patient');
+    // The hash alone (unknown yet), then the text with its hash, then the
+    // hash alone again: by GET, as the link sends hashed queries.
+    assert.deepEqual(
+      wire.map(({ method, text }) => ({ method, text })),
+      [
+        { method: 'GET', text: false },
+        { method: 'POST', text: true },
+        { method: 'GET', text: false },
+      ],
+    );
+    assert.deepEqual(
+      wire.map(({ status }) => status),
+      [400, 200, 200],
+      'the miss is a request error under application/graphql-response+json',
+    );
+    // A mutation goes by POST, its hash learnt the same way.
+    const created = await client.mutate({
+      mutation: CreatePatientDocument,
+      variables: { input: { name: 'Persisted Two', gender: 'MALE' } },
+    });
+    assert.ok(created.data?.createPatient.id);
+    assert.ok(wire.slice(3).every(({ method }) => method === 'POST'));
   } finally {
     client.stop();
   }

@@ -14,6 +14,7 @@ pub mod loaders;
 pub mod mappings;
 pub mod over_http;
 pub mod patients;
+pub mod persisted;
 pub mod subscription;
 pub mod types;
 
@@ -316,8 +317,9 @@ pub async fn post(
         return over_http::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, kind, &AppError::NotJson);
     }
     // An array is a batch, an object one operation; nothing else is a request.
-    let batch = match over_http::parse_body(&body) {
+    let batch = match over_http::parse_body(&body, &state.persisted) {
         Ok(batch) => batch,
+        Err(err @ AppError::PersistedQueryNotFound) => return over_http::request_error(kind, &err),
         Err(err) => return over_http::refused(StatusCode::BAD_REQUEST, kind, &err),
     };
     let size = match &batch {
@@ -355,8 +357,9 @@ pub async fn get(
     let Some(kind) = ResponseType::negotiate(&headers) else {
         return over_http::not_acceptable();
     };
-    let mut request = match over_http::parse_query_string(query) {
+    let mut request = match over_http::parse_query_string(query, &state.persisted) {
         Ok(request) => request,
+        Err(err @ AppError::PersistedQueryNotFound) => return over_http::request_error(kind, &err),
         Err(err) => return over_http::refused(StatusCode::BAD_REQUEST, kind, &err),
     };
     if state.documents.prepare(&mut request) == Some(OperationType::Mutation) {
@@ -412,10 +415,7 @@ async fn execute(
         let err = AppError::bad_input("query", "has more aliased fields than GRAPHQL_MAX_ALIASES allows");
         return match batch {
             // A request error, like the depth and complexity limits'.
-            BatchRequest::Single(_) => over_http::respond(
-                &BatchResponse::Single(async_graphql::Response::from_errors(vec![error::request_error(&err)])),
-                kind,
-            ),
+            BatchRequest::Single(_) => over_http::request_error(kind, &err),
             BatchRequest::Batch(_) => over_http::refused(StatusCode::BAD_REQUEST, kind, &err),
         };
     }

@@ -23,7 +23,10 @@ use mediatype::{
 };
 use serde::{Deserialize, Serialize, ser::SerializeMap as _};
 
-use super::error;
+use super::{
+    error,
+    persisted::{Named, PersistedDocuments},
+};
 use crate::error::AppError;
 
 /// What a response is sent as.
@@ -113,24 +116,30 @@ pub struct Params {
     operation_name: Option<String>,
     variables: Option<Variables>,
     extensions: Option<HashMap<String, async_graphql::Value>>,
+    /// A persisted document's id: `"sha256:<hex>"` or the bare hash.
+    document_id: Option<String>,
 }
 
 impl Params {
-    /// A request to run, or what is missing from it.
-    pub fn into_request(self) -> Result<async_graphql::Request, AppError> {
-        let Some(query) = self.query else {
-            return Err(AppError::bad_input("query", "is required: the GraphQL document to run"));
-        };
+    /// A request to run, its document found by its hash if sent so, or
+    /// what is missing from it.
+    pub fn into_request(self, persisted: &PersistedDocuments) -> Result<async_graphql::Request, AppError> {
+        let extensions = self.extensions.unwrap_or_default();
+        let query = persisted.resolve(Named {
+            query: self.query,
+            document_id: self.document_id,
+            persisted_query: extensions.get("persistedQuery").cloned(),
+        })?;
         let mut request = async_graphql::Request::new(query);
         request.operation_name = self.operation_name;
         request.variables = self.variables.unwrap_or_default();
-        request.extensions = async_graphql::Extensions(self.extensions.unwrap_or_default());
+        request.extensions = async_graphql::Extensions(extensions);
         Ok(request)
     }
 }
 
 /// A POST body: one request (an object) or a batch (an array).
-pub fn parse_body(body: &[u8]) -> Result<BatchRequest, AppError> {
+pub fn parse_body(body: &[u8], persisted: &PersistedDocuments) -> Result<BatchRequest, AppError> {
     const NOT_A_REQUEST: AppError = AppError::BadInput {
         field: "body",
         message: "must be a JSON GraphQL request: {\"query\": \"...\", \"variables\": {...}}",
@@ -138,12 +147,15 @@ pub fn parse_body(body: &[u8]) -> Result<BatchRequest, AppError> {
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'[') => {
             let list: Vec<Params> = serde_json::from_slice(body).map_err(|_| NOT_A_REQUEST)?;
-            let requests = list.into_iter().map(Params::into_request).collect::<Result<_, _>>()?;
+            let requests = list
+                .into_iter()
+                .map(|params| params.into_request(persisted))
+                .collect::<Result<_, _>>()?;
             Ok(BatchRequest::Batch(requests))
         }
         Some(b'{') => {
             let params: Params = serde_json::from_slice(body).map_err(|_| NOT_A_REQUEST)?;
-            Ok(BatchRequest::Single(params.into_request()?))
+            Ok(BatchRequest::Single(params.into_request(persisted)?))
         }
         _ => Err(NOT_A_REQUEST),
     }
@@ -158,10 +170,11 @@ struct QueryString {
     operation_name: Option<String>,
     variables: Option<String>,
     extensions: Option<String>,
+    document_id: Option<String>,
 }
 
 /// A GET request's parameters.
-pub fn parse_query_string(query: &str) -> Result<async_graphql::Request, AppError> {
+pub fn parse_query_string(query: &str, persisted: &PersistedDocuments) -> Result<async_graphql::Request, AppError> {
     let params: QueryString = serde_urlencoded::from_str(query)
         .map_err(|_| AppError::bad_input("query", "GET needs ?query=...&variables=<JSON>"))?;
     Params {
@@ -169,8 +182,9 @@ pub fn parse_query_string(query: &str) -> Result<async_graphql::Request, AppErro
         operation_name: params.operation_name.filter(|name| !name.is_empty()),
         variables: json("variables", params.variables)?,
         extensions: json("extensions", params.extensions)?,
+        document_id: params.document_id,
     }
-    .into_request()
+    .into_request(persisted)
 }
 
 /// A JSON object given as text in a query string; blank is none.
@@ -225,6 +239,14 @@ fn request_error_status(errors: &[ServerError]) -> StatusCode {
     } else {
         StatusCode::BAD_REQUEST
     }
+}
+
+/// The answer to one request refused as a request error (a document the
+/// server does not know, too many aliases): shaped as if it had gone
+/// through execution's own checks.
+pub fn request_error(kind: ResponseType, err: &AppError) -> axum::response::Response {
+    let response = Response::from_errors(vec![error::request_error(err)]);
+    respond(&BatchResponse::Single(response), kind)
 }
 
 /// The HTTP answer to an executed request (or batch).
@@ -322,6 +344,9 @@ mod tests {
 
     #[test]
     fn null_parameters_are_absent_and_a_missing_query_is_named() {
+        let store = PersistedDocuments::default();
+        let parse_body = |body: &[u8]| super::parse_body(body, &store);
+        let parse_query_string = |query: &str| super::parse_query_string(query, &store);
         let request =
             parse_body(br#"{"query": "{ __typename }", "variables": null, "operationName": null, "extensions": null}"#);
         assert!(matches!(request, Ok(BatchRequest::Single(_))));

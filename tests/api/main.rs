@@ -22,6 +22,7 @@ mod nplusone;
 mod over_http;
 mod paging;
 mod patients;
+mod persisted;
 mod pooler;
 mod privacy;
 mod production;
