@@ -59,6 +59,7 @@ use crate::{
         ApiSchema, RequestAuth, RequestId,
         documents::Documents,
         error::{classify, request_error},
+        persisted::{Named, PersistedDocuments},
     },
     http::request_id,
 };
@@ -172,6 +173,7 @@ async fn serve(
     let executor = Subscriptions {
         schema: state.schemas.data.clone(),
         documents: state.documents.clone(),
+        persisted: state.persisted.clone(),
         server: state.subscriptions.server.clone(),
         connection: Arc::new(Semaphore::new(state.subscriptions.per_connection)),
     };
@@ -415,6 +417,8 @@ impl Reader {
 struct Subscriptions {
     schema: ApiSchema,
     documents: Arc<Documents>,
+    /// With `TRUSTED_DOCUMENTS`, only the manifest's subscriptions run here too.
+    persisted: Arc<PersistedDocuments>,
     server: Arc<Semaphore>,
     connection: Arc<Semaphore>,
 }
@@ -426,6 +430,15 @@ impl Executor for Subscriptions {
     }
 
     fn execute_stream(&self, mut request: Request, session: Option<Arc<Data>>) -> BoxStream<'static, GqlResponse> {
+        let named = Named {
+            query: Some(std::mem::take(&mut request.query)).filter(|q| !q.is_empty()),
+            document_id: None,
+            persisted_query: request.extensions.get("persistedQuery").cloned(),
+        };
+        match self.persisted.resolve(named) {
+            Ok(query) => request.query = query,
+            Err(err) => return stream::once(async move { refusal(&err) }).boxed(),
+        }
         // A document that runs no operation is left for execution to report.
         if self
             .documents

@@ -712,3 +712,53 @@ async fn writes_subscriptions_and_the_sealer_follow_a_demoted_primary() {
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_trusted_documents_only_listed_subscriptions_run() {
+    use sha2::{Digest, Sha256};
+    let scratch = crate::common::cluster::ScratchDir::new("trusted-ws");
+    let manifest = scratch.path().join("persisted-documents.json");
+    let hash = hex::encode(Sha256::digest(EVENTS.as_bytes()));
+    std::fs::write(&manifest, json!({ hash.clone(): EVENTS }).to_string()).unwrap();
+    let path = manifest.display().to_string();
+    let app = TestApp::spawn_with(move |s| {
+        s.insert("TRUSTED_DOCUMENTS".into(), path);
+    })
+    .await;
+    let registered = app
+        .rest(
+            "POST",
+            "/api/auth/register",
+            None,
+            Some(json!({ "name": "Ann", "email": "ann@example.org", "password": crate::common::PASSWORD })),
+        )
+        .await;
+    let token = registered.body["accessToken"].as_str().unwrap().to_owned();
+    let mut ws = Ws::ready(app.port, TRANSPORT, &token).await;
+    // Not in the manifest: refused, and nothing runs.
+    let other = "subscription { mappingEvents { kind } }";
+    let other_hash = hex::encode(Sha256::digest(other.as_bytes()));
+    for payload in [
+        json!({ "query": other }),
+        json!({ "query": other, "extensions": { "persistedQuery": { "version": 1, "sha256Hash": other_hash } } }),
+    ] {
+        ws.send(json!({ "type": "subscribe", "id": "x", "payload": payload }))
+            .await;
+        let error = ws.recv().await;
+        assert_eq!(error["type"], "error", "{error}");
+        assert_eq!(
+            error["payload"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
+            "{error}"
+        );
+    }
+    assert_eq!(app.state.notifications.receivers(), 0);
+    // Listed: by its text, and by its hash alone.
+    ws.subscribe("by-text", None).await;
+    ws.send(json!({
+        "type": "subscribe",
+        "id": "by-hash",
+        "payload": { "extensions": { "persistedQuery": { "version": 1, "sha256Hash": hash } } },
+    }))
+    .await;
+    until_live(&app, 2).await;
+}
