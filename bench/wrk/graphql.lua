@@ -1,10 +1,13 @@
 -- Sends one GraphQL operation per request. Set BENCH_TOKEN (bearer token),
 -- BENCH_QUERY (the document) and optionally BENCH_IDS (a file of patient ids,
 -- one per line, substituted for $ID in BENCH_VARS) and BENCH_VARS (JSON).
+-- With BENCH_HASH (the document's SHA-256, which the server already keeps)
+-- the document is sent by that hash alone (automatic persisted queries).
 local token = os.getenv("BENCH_TOKEN")
 local query = os.getenv("BENCH_QUERY")
 local vars = os.getenv("BENCH_VARS") or "{}"
 local ids_file = os.getenv("BENCH_IDS")
+local hash = os.getenv("BENCH_HASH")
 local ids = {}
 
 if ids_file and ids_file ~= "" then
@@ -23,14 +26,18 @@ if token then
   wrk.headers["Authorization"] = "Bearer " .. token
 end
 
-local fixed = '{"query":"' .. escape(query) .. '","variables":' .. vars .. '}'
+local document = '"query":"' .. escape(query) .. '"'
+if hash and hash ~= "" then
+  document = '"extensions":{"persistedQuery":{"version":1,"sha256Hash":"' .. hash .. '"}}'
+end
+local fixed = '{' .. document .. ',"variables":' .. vars .. '}'
 
 request = function()
   if #ids == 0 then
     return wrk.format(nil, nil, nil, fixed)
   end
   local id = ids[math.random(#ids)]
-  local body = '{"query":"' .. escape(query) .. '","variables":' .. vars:gsub("%$ID", id) .. '}'
+  local body = '{' .. document .. ',"variables":' .. vars:gsub("%$ID", id) .. '}'
   return wrk.format(nil, nil, nil, body)
 end
 
