@@ -4,6 +4,7 @@ import { PersistedQueryLink } from '@apollo/client/link/persisted-queries';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
 import { relayStylePagination } from '@apollo/client/utilities';
 import { OperationTypeNode } from 'graphql';
+import { documentHash } from './persisted.ts';
 import { bearer, type Session } from './session.ts';
 import { wsClient } from './ws.ts';
 
@@ -11,6 +12,9 @@ export interface ApolloOptions {
   // Automatic persisted queries: a query's SHA-256 instead of its text once
   // the server knows it, sent by GET (mutations stay POST).
   persistedQueries?: boolean;
+  // Trusted documents: every operation, subscriptions included, sent as the
+  // hash graphql-codegen gave it and never as text.
+  trusted?: boolean;
   // The fetch the HTTP link uses (a test's, to watch the wire).
   fetch?: typeof fetch;
 }
@@ -35,11 +39,23 @@ export function apolloClient(apiUrl: string, session: Session, options: ApolloOp
     ? [new PersistedQueryLink({ sha256, useGETForHashedQueries: true })]
     : [];
   const ws = new GraphQLWsLink(wsClient(`${apiUrl.replace(/^http/, 'ws')}/graphql/ws`, session));
-  const link = ApolloLink.split(
+  const split = ApolloLink.split(
     ({ operationType }) => operationType === OperationTypeNode.SUBSCRIPTION,
     ws,
     ApolloLink.from([auth, ...persisted, http]),
   );
+  const link = options.trusted
+    ? ApolloLink.from([
+        new PersistedQueryLink({
+          generateHash: documentHash,
+          useGETForHashedQueries: true,
+          // The server knows every document: never fall back to the text.
+          retry: () => false,
+          disable: () => false,
+        }),
+        split,
+      ])
+    : split;
   return new ApolloClient({
     link,
     cache: new InMemoryCache({

@@ -1,14 +1,27 @@
-import { Client, fetchExchange, subscriptionExchange } from '@urql/core';
+import { Client, fetchExchange, subscriptionExchange, type Exchange } from '@urql/core';
 import { cacheExchange, type Cache } from '@urql/exchange-graphcache';
 import { relayPagination } from '@urql/exchange-graphcache/extras';
+import { persistedExchange } from '@urql/exchange-persisted';
+import { documentHash } from './persisted.ts';
 import { bearer, type Session } from './session.ts';
 import { wsClient } from './ws.ts';
 
 // urql with Graphcache: records are normalised by `id`; connections, edges,
 // page info, sessions and events have no id of their own and live inside
-// the record that holds them.
-export function urqlClient(apiUrl: string, session: Session): Client {
+// the record that holds them. With `trusted`, every operation goes as the
+// hash graphql-codegen gave its document, never as text.
+export function urqlClient(apiUrl: string, session: Session, options: { trusted?: boolean } = {}): Client {
   const ws = wsClient(`${apiUrl.replace(/^http/, 'ws')}/graphql/ws`, session);
+  const persisted: Exchange[] = options.trusted
+    ? [
+        persistedExchange({
+          enforcePersistedQueries: true,
+          enableForMutation: true,
+          enableForSubscriptions: true,
+          generateHash: async (_query, document) => documentHash(document),
+        }),
+      ]
+    : [];
   return new Client({
     url: `${apiUrl}/graphql`,
     fetchOptions: () => ({ headers: bearer(session) }),
@@ -48,6 +61,7 @@ export function urqlClient(apiUrl: string, session: Session): Client {
           },
         },
       }),
+      ...persisted,
       fetchExchange,
       subscriptionExchange({
         forwardSubscription: (request) => ({

@@ -1,4 +1,14 @@
 import { randomUUID } from 'node:crypto';
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { print } from 'graphql';
+import {
+  AssignDoctorDocument,
+  CreateDoctorDocument,
+  CreatePatientDocument,
+  RegisterDocument,
+  RemoveMappingDocument,
+} from '../src/generated/graphql.ts';
+import { TRUSTED, documentHash } from '../src/persisted.ts';
 
 // The server under test: scripts/clients starts one on a throwaway database
 // and passes its address in API_URL.
@@ -25,19 +35,18 @@ export function newAccount(name: string): Account {
   };
 }
 
-// A plain GraphQL request, for setting up what a test needs but does not test.
-export async function graphql<T = Record<string, any>>(
-  query: string,
-  variables: Record<string, unknown> = {},
-  token?: string,
-): Promise<T> {
+// A plain GraphQL request, for setting up what a test needs but does not
+// test: one of the generated documents, sent as its text, or by its hash
+// against a server that runs only trusted documents.
+export async function graphql<T, V>(document: TypedDocumentNode<T, V>, variables: V, token?: string): Promise<T> {
+  const sent = TRUSTED ? { documentId: `sha256:${documentHash(document)}` } : { query: print(document) };
   const response = await fetch(`${API_URL}/graphql`, {
     method: 'POST',
     headers: {
       'content-type': 'application/json',
       ...(token ? { authorization: `Bearer ${token}` } : {}),
     },
-    body: JSON.stringify({ query, variables }),
+    body: JSON.stringify({ ...sent, variables }),
   });
   const body = (await response.json()) as { data?: T; errors?: unknown[] };
   if (body.errors?.length || !body.data) {
@@ -49,42 +58,27 @@ export async function graphql<T = Record<string, any>>(
 // Registers an account and returns its access token and user id.
 export async function signUp(name: string): Promise<{ token: string; userId: string; account: Account }> {
   const account = newAccount(name);
-  const data = await graphql<{ register: { accessToken: string; user: { id: string } } }>(
-    'mutation ($input: RegisterInput!) { register(input: $input) { accessToken user { id } } }',
-    { input: account },
-  );
+  const data = await graphql(RegisterDocument, { input: account });
   return { token: data.register.accessToken, userId: data.register.user.id, account };
 }
 
 export async function createPatient(token: string, name: string): Promise<string> {
-  const data = await graphql<{ createPatient: { id: string } }>(
-    'mutation ($input: CreatePatientInput!) { createPatient(input: $input) { id } }',
-    { input: { name } },
-    token,
-  );
+  const data = await graphql(CreatePatientDocument, { input: { name } }, token);
   return data.createPatient.id;
 }
 
 export async function createDoctor(token: string, name: string): Promise<string> {
-  const data = await graphql<{ createDoctor: { id: string } }>(
-    'mutation ($input: CreateDoctorInput!) { createDoctor(input: $input) { id } }',
-    { input: { name, specialization: 'Cardiology' } },
-    token,
-  );
+  const data = await graphql(CreateDoctorDocument, { input: { name, specialization: 'Cardiology' } }, token);
   return data.createDoctor.id;
 }
 
 export async function assignDoctor(token: string, patientId: string, doctorId: string): Promise<string> {
-  const data = await graphql<{ assignDoctor: { id: string } }>(
-    'mutation ($input: AssignDoctorInput!) { assignDoctor(input: $input) { id } }',
-    { input: { patientId, doctorId } },
-    token,
-  );
+  const data = await graphql(AssignDoctorDocument, { input: { patientId, doctorId } }, token);
   return data.assignDoctor.id;
 }
 
 export async function removeMapping(token: string, id: string): Promise<void> {
-  await graphql('mutation ($id: ID!) { removeMapping(id: $id) }', { id }, token);
+  await graphql(RemoveMappingDocument, { id }, token);
 }
 
 // What a subscription has delivered so far, with a way to wait for an item.

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { CombinedGraphQLErrors } from '@apollo/client';
 import * as OTPAuth from 'otpauth';
 import { apolloClient } from '../src/apollo.ts';
+import { TRUSTED } from '../src/persisted.ts';
 import type { Session } from '../src/session.ts';
 import {
   AssignDoctorDocument,
@@ -44,7 +45,7 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 
 test('Apollo Client signs up, signs in through a bearer link, pages, updates and deletes', async () => {
   const session: Session = { token: null };
-  const client = apolloClient(API_URL, session);
+  const client = apolloClient(API_URL, session, { trusted: TRUSTED });
   const account = newAccount('Apollo Ann');
 
   // Without a token, a protected read is UNAUTHENTICATED.
@@ -175,7 +176,7 @@ test('Apollo Client signs up, signs in through a bearer link, pages, updates and
     ),
   );
   assert.equal(forbidden.code, 'FORBIDDEN');
-  const bobsView = await apolloClient(API_URL, { token: bob.token }).query({
+  const bobsView = await apolloClient(API_URL, { token: bob.token }, { trusted: TRUSTED }).query({
     query: PatientDocument,
     variables: { id: created[0]! },
   });
@@ -186,7 +187,7 @@ test('Apollo Client signs up, signs in through a bearer link, pages, updates and
 
 test('Apollo Client receives assignment events through GraphQLWsLink', async () => {
   const ann = await signUp('Apollo Subscriber');
-  const client = apolloClient(API_URL, { token: ann.token });
+  const client = apolloClient(API_URL, { token: ann.token }, { trusted: TRUSTED });
   const patient = (
     await client.mutate({ mutation: CreatePatientDocument, variables: { input: { name: 'Watched Patient' } } })
   ).data!.createPatient.id;
@@ -232,7 +233,7 @@ async function freshStep(needed: number): Promise<number> {
 
 test('Apollo Client turns MFA on with an authenticator app and signs in with a second factor', async () => {
   const session: Session = { token: null };
-  const client = apolloClient(API_URL, session);
+  const client = apolloClient(API_URL, session, { trusted: TRUSTED });
   const account = newAccount('Apollo Mfa');
   const { email, password } = account;
   try {
@@ -286,7 +287,10 @@ test('Apollo Client turns MFA on with an authenticator app and signs in with a s
   }
 });
 
-test('Apollo Client sends only hashes once the server knows a query (automatic persisted queries, GET for hashed queries)', async () => {
+test(
+  'Apollo Client sends only hashes once the server knows a query (automatic persisted queries, GET for hashed queries)',
+  { skip: TRUSTED && 'a server of trusted documents learns no document' },
+  async () => {
   const { token } = await signUp('Apq Ann');
   await createPatient(token, 'Persisted Patient');
   // What goes over the wire: each request's method and whether it carries
@@ -335,4 +339,31 @@ test('Apollo Client sends only hashes once the server knows a query (automatic p
   } finally {
     client.stop();
   }
-});
+},
+);
+
+test(
+  'with trusted documents only, a document the manifest does not list is refused and runs nothing',
+  { skip: !TRUSTED && 'the server runs any document' },
+  async () => {
+    const { token } = await signUp('Trusted Ann');
+    const other = 'mutation { createPatient(input: { name: "Not Listed", gender: FEMALE }) { id } }';
+    for (const body of [{ query: other }, { documentId: `sha256:${'0'.repeat(64)}` }]) {
+      const response = await fetch(`${API_URL}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify(body),
+      });
+      const answer = (await response.json()) as { data?: unknown; errors?: { extensions?: { code?: string } }[] };
+      assert.equal(answer.errors?.[0]?.extensions?.code, 'PERSISTED_QUERY_NOT_FOUND');
+      assert.equal(answer.data, undefined);
+    }
+    const client = apolloClient(API_URL, { token }, { trusted: TRUSTED });
+    try {
+      const listed = await client.query({ query: PatientsDocument, variables: { first: 5 }, fetchPolicy: 'network-only' });
+      assert.equal(listed.data?.patients.totalCount, 0);
+    } finally {
+      client.stop();
+    }
+  },
+);

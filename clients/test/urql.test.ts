@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pipe, subscribe } from 'wonka';
 import type { Session } from '../src/session.ts';
+import { TRUSTED } from '../src/persisted.ts';
 import { urqlClient } from '../src/urql.ts';
 import {
   AssignDoctorDocument,
@@ -22,7 +23,7 @@ import { API_URL, Received, createDoctor, newAccount, signUp, untilLive } from '
 
 test('urql with Graphcache signs in, pages, normalises by id, updates and deletes', async () => {
   const session: Session = { token: null };
-  const client = urqlClient(API_URL, session);
+  const client = urqlClient(API_URL, session, { trusted: TRUSTED });
   const account = newAccount('Urql Una');
 
   const anonymous = await client.query(MeDocument, {}, { requestPolicy: 'network-only' }).toPromise();
@@ -103,7 +104,7 @@ test('urql with Graphcache signs in, pages, normalises by id, updates and delete
   assert.equal(count.data?.patients.totalCount, 4);
 
   // Bob's client sees none of Una's patients.
-  const bobs = urqlClient(API_URL, { token: bob.token });
+  const bobs = urqlClient(API_URL, { token: bob.token }, { trusted: TRUSTED });
   const bobsList = await bobs.query(PatientsDocument, { first: 100 }).toPromise();
   assert.equal(bobsList.data?.patients.totalCount, 0);
   const bobsRead = await bobs.query(PatientSummaryDocument, { id: created[0]! }).toPromise();
@@ -112,7 +113,7 @@ test('urql with Graphcache signs in, pages, normalises by id, updates and delete
 
 test('urql receives assignment events through its subscription exchange', async () => {
   const una = await signUp('Urql Subscriber');
-  const client = urqlClient(API_URL, { token: una.token });
+  const client = urqlClient(API_URL, { token: una.token }, { trusted: TRUSTED });
   const patient = (await client.mutation(CreatePatientDocument, { input: { name: 'Urql Watched' } }).toPromise()).data!
     .createPatient.id;
 

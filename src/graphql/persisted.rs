@@ -57,7 +57,8 @@ impl Default for PersistedDocuments {
 impl PersistedDocuments {
     /// The trusted documents of a manifest `{ "<sha256 hex>": "<document>" }`
     /// (what graphql-codegen's client preset writes with
-    /// `persistedDocuments`); every hash must be its document's.
+    /// `persistedDocuments`, its keys prefixed `sha256:`); every hash must
+    /// be its document's.
     pub fn trusted(manifest: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(manifest)
             .map_err(|e| anyhow::anyhow!("TRUSTED_DOCUMENTS {} could not be read: {e}", manifest.display()))?;
@@ -74,7 +75,7 @@ impl PersistedDocuments {
         );
         let mut documents = HashMap::with_capacity(entries.len());
         for (hash, document) in entries {
-            let key = hash.to_ascii_lowercase();
+            let key = hash.strip_prefix("sha256:").unwrap_or(&hash).to_ascii_lowercase();
             anyhow::ensure!(
                 sha256_hex(&document) == key,
                 "TRUSTED_DOCUMENTS {}: the entry {hash} is not the SHA-256 of its document",
@@ -102,10 +103,9 @@ impl PersistedDocuments {
                     (None, Some(query)) => sha256_hex(query),
                     (None, None) => return Err(QUERY_REQUIRED),
                 };
+                // A listed hash runs its listed document; text sent with it
+                // (a client's own printing of it) is not run.
                 let document = manifest.get(&hash).ok_or(AppError::PersistedQueryNotFound)?;
-                if named.query.as_deref().is_some_and(|q| q != &**document) {
-                    return Err(HASH_MISMATCH);
-                }
                 Ok(document.to_string())
             }
             Source::Open(registered) => {
@@ -251,7 +251,12 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let manifest = dir.join("persisted-documents.json");
         let hash = sha256_hex(QUERY);
-        std::fs::write(&manifest, serde_json::json!({ hash.clone(): QUERY }).to_string()).unwrap();
+        // Keyed as graphql-codegen writes it.
+        std::fs::write(
+            &manifest,
+            serde_json::json!({ format!("sha256:{hash}"): QUERY }).to_string(),
+        )
+        .unwrap();
         let store = PersistedDocuments::trusted(&manifest).unwrap();
         assert!(store.is_trusted_only());
         for named in [
