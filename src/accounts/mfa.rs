@@ -62,6 +62,15 @@ pub struct TotpEnrollment {
     pub qr_code_svg: String,
 }
 
+/// The signed-in user's own row, locked: their account changes happen one
+/// at a time (one who has been deleted since their token was made is not
+/// signed in any more).
+pub(super) async fn lock_own(tx: &mut AsyncPgConnection, user_id: Uuid) -> AppResult<db::accounts::UserRow> {
+    db::accounts::lock_user(tx, user_id)
+        .await?
+        .ok_or(AppError::Unauthenticated)
+}
+
 const MFA_ALREADY_ON: AppError = AppError::Conflict {
     field: None,
     message: "MFA is already on: turn it off with disableTotp first",
@@ -79,9 +88,7 @@ impl Accounts {
         let mut conn = self.db.conn().await?;
         let user = conn
             .transaction(async move |tx| {
-                let user = db::accounts::lock_user(tx, user_id)
-                    .await?
-                    .ok_or(AppError::Unauthenticated)?;
+                let user = lock_own(tx, user_id).await?;
                 if user.mfa_enabled_at.is_some() {
                     return Err(MFA_ALREADY_ON);
                 }
@@ -119,9 +126,7 @@ impl Accounts {
         let (this, moved) = (self.clone(), viewer.clone());
         let mut conn = self.db.conn().await?;
         conn.transaction(async move |tx| {
-            let user = db::accounts::lock_user(tx, moved.user_id)
-                .await?
-                .ok_or(AppError::Unauthenticated)?;
+            let user = lock_own(tx, moved.user_id).await?;
             if user.mfa_enabled_at.is_some() {
                 return Err(MFA_ALREADY_ON);
             }
@@ -153,9 +158,7 @@ impl Accounts {
         let (this, moved) = (self.clone(), viewer.clone());
         let mut conn = self.db.conn().await?;
         conn.transaction(async move |tx| {
-            let user = db::accounts::lock_user(tx, moved.user_id)
-                .await?
-                .ok_or(AppError::Unauthenticated)?;
+            let user = lock_own(tx, moved.user_id).await?;
             if user.mfa_enabled_at.is_none() {
                 return Ok(Ok(false));
             }

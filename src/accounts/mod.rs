@@ -492,9 +492,7 @@ impl Accounts {
         let (this, moved, client) = (self.clone(), viewer.clone(), client.clone());
         let session = conn
             .transaction(async move |tx| {
-                let user = db::accounts::lock_user(tx, moved.user_id)
-                    .await?
-                    .ok_or(AppError::Unauthenticated)?;
+                let user = mfa::lock_own(tx, moved.user_id).await?;
                 db::accounts::set_password_hash(tx, moved.user_id, &hash).await?;
                 let version = db::accounts::raise_token_version(tx, moved.user_id).await?;
                 // Every other session ends; this one's older refresh tokens too.

@@ -156,28 +156,9 @@ async fn apq_runs_a_document_by_its_hash_once_it_was_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trusted_documents_run_and_nothing_else_does() {
-    let scratch = ScratchDir::new("trusted");
-    let manifest = scratch.path().join("persisted-documents.json");
-    std::fs::write(
-        &manifest,
-        json!({ sha256(PATIENTS): PATIENTS, sha256(CREATE): CREATE }).to_string(),
-    )
-    .unwrap();
-    let path = manifest.display().to_string();
-    let app = TestApp::spawn_with(move |s| {
-        s.insert("TRUSTED_DOCUMENTS".into(), path);
-    })
-    .await;
+    let (app, _manifest) = TestApp::spawn_trusted(&[PATIENTS, CREATE]).await;
     // Registered over REST: GraphQL runs only the manifest's documents.
-    let registered = app
-        .rest(
-            "POST",
-            "/api/auth/register",
-            None,
-            Some(json!({ "name": "Ann", "email": "ann@example.org", "password": crate::common::PASSWORD })),
-        )
-        .await;
-    let ann = registered.body["accessToken"].as_str().unwrap().to_owned();
+    let ann = app.rest_signup("ann").await;
 
     // By documentId (prefixed or bare), by APQ hash, or as listed text.
     let create = |name: &str, how: &str| {

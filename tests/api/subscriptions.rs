@@ -716,24 +716,9 @@ async fn writes_subscriptions_and_the_sealer_follow_a_demoted_primary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_trusted_documents_only_listed_subscriptions_run() {
     use sha2::{Digest, Sha256};
-    let scratch = crate::common::cluster::ScratchDir::new("trusted-ws");
-    let manifest = scratch.path().join("persisted-documents.json");
+    let (app, _manifest) = TestApp::spawn_trusted(&[EVENTS]).await;
     let hash = hex::encode(Sha256::digest(EVENTS.as_bytes()));
-    std::fs::write(&manifest, json!({ hash.clone(): EVENTS }).to_string()).unwrap();
-    let path = manifest.display().to_string();
-    let app = TestApp::spawn_with(move |s| {
-        s.insert("TRUSTED_DOCUMENTS".into(), path);
-    })
-    .await;
-    let registered = app
-        .rest(
-            "POST",
-            "/api/auth/register",
-            None,
-            Some(json!({ "name": "Ann", "email": "ann@example.org", "password": crate::common::PASSWORD })),
-        )
-        .await;
-    let token = registered.body["accessToken"].as_str().unwrap().to_owned();
+    let token = app.rest_signup("ann").await;
     let mut ws = Ws::ready(app.port, TRANSPORT, &token).await;
     // Not in the manifest: refused, and nothing runs.
     let other = "subscription { mappingEvents { kind } }";

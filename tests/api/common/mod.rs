@@ -299,6 +299,41 @@ impl TestApp {
             .await
     }
 
+    /// A server that runs only `documents` (`TRUSTED_DOCUMENTS`, keyed as
+    /// graphql-codegen writes them), with the folder its manifest is in.
+    pub async fn spawn_trusted(documents: &[&str]) -> (Self, cluster::ScratchDir) {
+        use sha2::{Digest, Sha256};
+        let scratch = cluster::ScratchDir::new("trusted");
+        let manifest = scratch.path().join("persisted-documents.json");
+        let listed: serde_json::Map<String, Value> = documents
+            .iter()
+            .map(|d| {
+                (
+                    format!("sha256:{}", hex::encode(Sha256::digest(d.as_bytes()))),
+                    json!(d),
+                )
+            })
+            .collect();
+        std::fs::write(&manifest, Value::Object(listed).to_string()).expect("write the manifest");
+        let path = manifest.display().to_string();
+        let app = Self::spawn_with(move |s| {
+            s.insert("TRUSTED_DOCUMENTS".into(), path);
+        })
+        .await;
+        (app, scratch)
+    }
+
+    /// Registers `<name>@example.org` over REST (which trusted documents do
+    /// not restrict) and returns its access token.
+    pub async fn rest_signup(&self, name: &str) -> String {
+        let body = json!({ "name": name, "email": format!("{name}@example.org"), "password": PASSWORD });
+        let registered = self.rest("POST", "/api/auth/register", None, Some(body)).await;
+        registered.body["accessToken"]
+            .as_str()
+            .expect("an access token")
+            .to_owned()
+    }
+
     /// Registers `<name>@example.org` and returns its tokens.
     pub async fn signup(&self, name: &str) -> TestUser {
         let email = format!("{name}@example.org");
