@@ -279,6 +279,13 @@ impl Application {
             config.limits.max_subscriptions,
             config.limits.max_subscriptions_per_connection,
         );
+        let persisted = match &config.trusted_documents {
+            Some(manifest) => graphql::persisted::PersistedDocuments::trusted(manifest)?,
+            None => graphql::persisted::PersistedDocuments::default(),
+        };
+        if persisted.is_trusted_only() {
+            tracing::info!("GraphQL runs only the documents of TRUSTED_DOCUMENTS");
+        }
         let state = AppState {
             services,
             db,
@@ -291,10 +298,7 @@ impl Application {
             cors: config.cors_allowed_origins.clone(),
             trusted_proxy_hops: config.trusted_proxy_hops,
             graphiql: config.graphiql,
-            persisted: Arc::new(match &config.trusted_documents {
-                Some(manifest) => graphql::persisted::PersistedDocuments::trusted(manifest)?,
-                None => graphql::persisted::PersistedDocuments::default(),
-            }),
+            persisted: Arc::new(persisted),
         };
         let (rest, openapi) = rest::router();
         let rest = rest.with_state(rest::RestState {

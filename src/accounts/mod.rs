@@ -16,11 +16,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
 use self::{
-    limits::AuthLimiter,
-    mfa::SecondFactor,
-    password::Passwords,
-    revocations::{Revocations, Revoked},
-    tokens::TokenKeys,
+    limits::AuthLimiter, mfa::SecondFactor, password::Passwords, revocations::Revocations, tokens::TokenKeys,
     totp::OneTimeCode,
 };
 use crate::{
@@ -455,14 +451,7 @@ impl Accounts {
                 Ok::<_, AppError>(version)
             })
             .await?;
-        self.revocations.record(
-            viewer.user_id,
-            Revoked {
-                version,
-                disabled: false,
-                at: Utc::now(),
-            },
-        );
+        self.revocations.record_now(viewer.user_id, version, false);
         Ok(true)
     }
 
@@ -512,14 +501,8 @@ impl Accounts {
                 }
             })
             .await?;
-        self.revocations.record(
-            viewer.user_id,
-            Revoked {
-                version: session.user.token_version,
-                disabled: false,
-                at: Utc::now(),
-            },
-        );
+        self.revocations
+            .record_now(viewer.user_id, session.user.token_version, false);
         Ok(session)
     }
 
@@ -538,15 +521,11 @@ impl Accounts {
         let (hash, email_key, failures) = self
             .db
             .run(async |conn| {
-                let user = db::accounts::find_user(conn, viewer.user_id)
+                let (key, hash) = db::accounts::email_key_and_password_hash(conn, viewer.user_id)
                     .await?
                     .ok_or(AppError::Unauthenticated)?;
-                let hash = db::accounts::password_hash(conn, viewer.user_id).await?;
-                let key = Email::parse("email", &user.email)
-                    .map(|e| e.key().to_owned())
-                    .unwrap_or_default();
                 let failures = db::accounts::count_login_failures(conn, &key, since).await?;
-                Ok((hash, key, failures))
+                Ok((Some(hash), key, failures))
             })
             .await?;
         if failures >= THROTTLE_MAX_FAILURES {
@@ -601,14 +580,7 @@ impl Accounts {
             })
             .await?;
         let user = User::from(row);
-        self.revocations.record(
-            user.id,
-            Revoked {
-                version: user.token_version,
-                disabled: user.disabled,
-                at: Utc::now(),
-            },
-        );
+        self.revocations.record_now(user.id, user.token_version, user.disabled);
         Ok(Seen::by(viewer, Arc::new(user)))
     }
 

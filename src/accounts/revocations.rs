@@ -54,6 +54,18 @@ impl Revocations {
 
     /// Records a revocation (made here, or read from the database); the
     /// newest wins.
+    /// This replica's own change, made just now: applied at once.
+    pub fn record_now(&self, user: Uuid, version: i32, disabled: bool) {
+        self.record(
+            user,
+            Revoked {
+                version,
+                disabled,
+                at: Utc::now(),
+            },
+        );
+    }
+
     pub fn record(&self, user: Uuid, revoked: Revoked) {
         let mut users = self.users.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         let entry = users.entry(user).or_insert(revoked);

@@ -343,11 +343,15 @@ pub async fn revoked_since(
         .await
 }
 
-/// The user's password hash.
-pub async fn password_hash(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<Option<String>> {
+/// The user's email key (what failed logins are counted under) and
+/// password hash.
+pub async fn email_key_and_password_hash(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> QueryResult<Option<(String, String)>> {
     users::table
         .find(user_id)
-        .select(users::password_hash)
+        .select((users::email_key, users::password_hash))
         .first(conn)
         .await
         .optional()
