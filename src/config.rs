@@ -115,6 +115,10 @@ pub struct Config {
     pub trusted_documents: Option<PathBuf>,
     pub log_format: LogFormat,
     pub rust_log: String,
+    /// Spans are exported over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT` or
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set); the exporter reads the
+    /// other `OTEL_*` settings itself.
+    pub traces: bool,
     pub limits: Limits,
 }
 
@@ -292,6 +296,7 @@ impl Config {
         if tracing_subscriber::EnvFilter::try_new(&rust_log).is_err() {
             return Err(invalid("RUST_LOG", "is not a valid log filter"));
         }
+        let traces = traces(&get)?;
         let d = Limits::default();
         let limits = Limits {
             max_depth: number("GRAPHQL_MAX_DEPTH", get("GRAPHQL_MAX_DEPTH"), d.max_depth, 1, 1000)?,
@@ -366,6 +371,7 @@ impl Config {
             trusted_documents,
             log_format,
             rust_log,
+            traces,
             limits,
         })
     }
@@ -479,6 +485,43 @@ fn boolean(setting: &'static str, raw: Option<String>, default: bool) -> Result<
         Some("true" | "1" | "yes" | "on") => Ok(true),
         Some("false" | "0" | "no" | "off") => Ok(false),
         Some(_) => Err(invalid(setting, "must be `true` or `false`")),
+    }
+}
+
+/// Whether traces are exported: when an OTLP endpoint is set, unless
+/// OpenTelemetry's own settings turn them off. The endpoint must be plain
+/// HTTP, to a collector nearby (no TLS client is built in), and the
+/// protocol protobuf over HTTP, the one built in.
+fn traces(get: &impl Fn(&str) -> Option<String>) -> Result<bool, ConfigError> {
+    const SETTINGS: [&str; 2] = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"];
+    let Some((setting, endpoint)) = SETTINGS.iter().find_map(|s| get(s).map(|v| (*s, v))) else {
+        return Ok(false);
+    };
+    if boolean("OTEL_SDK_DISABLED", get("OTEL_SDK_DISABLED"), false)? {
+        return Ok(false);
+    }
+    match get("OTEL_TRACES_EXPORTER").as_deref().map(str::trim) {
+        None | Some("otlp") => {}
+        Some("none") => return Ok(false),
+        Some(_) => return Err(invalid("OTEL_TRACES_EXPORTER", "must be `otlp` or `none`")),
+    }
+    for protocol in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
+        if get(protocol).is_some_and(|p| p.trim() != "http/protobuf") {
+            return Err(invalid(protocol, "must be `http/protobuf`, the protocol built in"));
+        }
+    }
+    let uri = endpoint.trim().parse::<axum::http::Uri>().ok();
+    match uri.as_ref().map(|u| (u.scheme_str(), u.host())) {
+        Some((Some("http"), Some(host))) if !host.is_empty() => Ok(true),
+        Some((Some("https"), _)) => Err(invalid(
+            setting,
+            "must be an http:// address: no TLS client is built in, so send to a collector nearby (an \
+             OpenTelemetry Collector on the host or beside it) that forwards over TLS",
+        )),
+        _ => Err(invalid(
+            setting,
+            "must be an http:// address such as http://127.0.0.1:4318",
+        )),
     }
 }
 
@@ -643,5 +686,43 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(!shown.contains("pw@") && !shown.contains(SECRET) && !shown.contains(key));
         assert!(!shown.contains("an-mfa-key"));
+    }
+
+    #[test]
+    fn traces_are_on_only_with_a_plain_http_endpoint() {
+        const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+        assert!(!config(&[]).unwrap().traces);
+        assert!(!config(&[(ENDPOINT, "  ")]).unwrap().traces);
+        assert!(config(&[(ENDPOINT, "http://127.0.0.1:4318")]).unwrap().traces);
+        assert!(
+            config(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:4318/v1/traces")])
+                .unwrap()
+                .traces
+        );
+        for off in [("OTEL_SDK_DISABLED", "true"), ("OTEL_TRACES_EXPORTER", "none")] {
+            assert!(!config(&[(ENDPOINT, "http://127.0.0.1:4318"), off]).unwrap().traces);
+        }
+        for bad in [
+            "https://collector:4318",
+            "collector:4318",
+            "not a url",
+            "ftp://x",
+            "http://",
+            "/v1/traces",
+        ] {
+            let err = config(&[(ENDPOINT, bad)]).unwrap_err();
+            assert_eq!(err.setting, ENDPOINT, "{bad}");
+            assert!(err.problem.contains("http://"), "{bad}: {err}");
+        }
+        let err = config(&[
+            (ENDPOINT, "http://127.0.0.1:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.setting, "OTEL_EXPORTER_OTLP_PROTOCOL");
+        let err = config(&[(ENDPOINT, "http://127.0.0.1:4318"), ("OTEL_TRACES_EXPORTER", "jaeger")]).unwrap_err();
+        assert_eq!(err.setting, "OTEL_TRACES_EXPORTER");
+        let err = config(&[(ENDPOINT, "http://127.0.0.1:4318"), ("OTEL_SDK_DISABLED", "maybe")]).unwrap_err();
+        assert_eq!(err.setting, "OTEL_SDK_DISABLED");
     }
 }

@@ -124,7 +124,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format, &config.rust_log);
+    let telemetry = match telemetry::init(config.log_format, &config.rust_log, config.traces) {
+        Ok(telemetry) => telemetry,
+        Err(err) => {
+            eprintln!("error: {}", one_line(&err));
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -132,16 +138,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(Command::Audit { command }) = cli.command {
-        return runtime.block_on(audit(command, config));
-    }
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {}", one_line(&err));
-            ExitCode::FAILURE
+    let code = if let Some(Command::Audit { command }) = cli.command {
+        runtime.block_on(audit(command, config))
+    } else {
+        match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {}", one_line(&err));
+                ExitCode::FAILURE
+            }
         }
-    }
+    };
+    // The spans of the last requests leave before the process does.
+    telemetry.shutdown();
+    code
 }
 
 fn one_line(err: &anyhow::Error) -> String {

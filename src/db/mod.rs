@@ -13,6 +13,7 @@ pub mod patients;
 pub mod schema;
 pub mod seal;
 pub mod tls;
+pub mod traces;
 
 use std::{
     str::FromStr,
@@ -29,6 +30,7 @@ use diesel_async::{
     },
 };
 use futures_util::{FutureExt, future::BoxFuture};
+use tracing::Instrument as _;
 
 use crate::error::{AppError, AppResult};
 
@@ -122,6 +124,11 @@ impl Db {
         // dropped, so that new ones find the new primary
         // (`target_session_attrs=read-write`).
         manager_config.recycling_method = RecyclingMethod::CustomFunction(Box::new(|conn| {
+            if crate::telemetry::traces_on() {
+                // A fresh set of statement spans for each checkout: what the
+                // last holder abandoned ends here.
+                diesel_async::AsyncConnection::set_instrumentation(conn, traces::StatementSpans::default());
+            }
             async move {
                 if read_only_recently() && is_read_only(conn).await? {
                     tracing::info!("dropping a pooled connection to a read-only server");
@@ -307,6 +314,17 @@ fn open(url: &str, connect_timeout: Duration, pooler: Pooler) -> BoxFuture<'_, C
             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
         Ok(conn)
     }
+    .instrument(if crate::telemetry::in_traced_span() {
+        tracing::info_span!(
+            target: crate::telemetry::TRACE_ONLY,
+            "db.connect",
+            otel.name = "connect",
+            otel.kind = "client",
+            db.system.name = "postgresql",
+        )
+    } else {
+        tracing::Span::none()
+    })
     .boxed()
 }
 

@@ -85,6 +85,23 @@ pub fn operation<'a>(
     }
 }
 
+/// The type and the name (if it has one) of the operation that a request
+/// for `operation_name` in `document` runs.
+pub fn operation_and_name(
+    document: &ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<(OperationType, Option<String>)> {
+    let op = operation(document, operation_name)?;
+    let name = match &document.operations {
+        DocumentOperations::Single(_) => None,
+        DocumentOperations::Multiple(ops) => ops
+            .iter()
+            .find(|(_, o)| std::ptr::eq(*o, op))
+            .map(|(n, _)| n.to_string()),
+    };
+    Some((op.node.ty, name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

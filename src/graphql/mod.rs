@@ -32,6 +32,8 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 
+use tracing::Instrument as _;
+
 use self::over_http::ResponseType;
 use crate::{
     app::AppState,
@@ -438,7 +440,7 @@ async fn execute(
         }
     }
     let schema = state.schemas.for_batch(&mut batch);
-    let mut response = batch::run(queue, schema.execute_batch(batch)).await;
+    let mut response = run_operations(schema, queue, batch).await;
     let seconds = started.elapsed().as_secs_f64();
     for kind in kinds {
         state.metrics.observe_graphql(kind, seconds);
@@ -452,6 +454,73 @@ async fn execute(
         account_for_reads(&state.db, viewer, &served, &mut responses).await;
     }
     over_http::respond(&response, kind)
+}
+
+/// Runs a request's operations one after another, as `execute_batch` does,
+/// each in a span of its own when traces are on. A single operation's span
+/// also covers its loaders' statements; in a batch, which shares them, they
+/// belong to the request.
+async fn run_operations(schema: &ApiSchema, queue: batch::FetchQueue, batch: BatchRequest) -> BatchResponse {
+    match batch {
+        BatchRequest::Single(mut request) => {
+            let span = operation_span(&mut request);
+            BatchResponse::Single(batch::run(queue, schema.execute(request)).instrument(span).await)
+        }
+        BatchRequest::Batch(mut requests) => {
+            let spans: Vec<tracing::Span> = requests.iter_mut().map(operation_span).collect();
+            let each = async move {
+                let mut responses = Vec::with_capacity(requests.len());
+                for (request, span) in requests.into_iter().zip(spans) {
+                    responses.push(schema.execute(request).instrument(span).await);
+                }
+                responses
+            };
+            BatchResponse::Batch(batch::run(queue, each).await)
+        }
+    }
+}
+
+/// The span of one GraphQL operation, named by its type and name ("query
+/// PatientChart"), as OpenTelemetry's conventions for GraphQL say. Never its
+/// variables, nor its document, whose literals may be patient data.
+/// Disabled, at no cost, unless traces are on.
+fn operation_span(request: &mut async_graphql::Request) -> tracing::Span {
+    let span = tracing::info_span!(
+        target: crate::telemetry::TRACE_ONLY,
+        "graphql.operation",
+        otel.name = tracing::field::Empty,
+        "graphql.operation.type" = tracing::field::Empty,
+        "graphql.operation.name" = tracing::field::Empty,
+    );
+    if span.is_disabled() {
+        return span;
+    }
+    let requested = request.operation_name.clone();
+    let Some((ty, name)) = request
+        .parsed_query()
+        .ok()
+        .and_then(|document| documents::operation_and_name(document, requested.as_deref()))
+    else {
+        // It does not parse, or names no operation: async-graphql says why.
+        span.record("otel.name", "GraphQL Operation");
+        return span;
+    };
+    let ty = match ty {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    };
+    span.record("graphql.operation.type", ty);
+    match name {
+        Some(name) => {
+            span.record("otel.name", format!("{ty} {name}"));
+            span.record("graphql.operation.name", name.as_str());
+        }
+        None => {
+            span.record("otel.name", ty);
+        }
+    }
+    span
 }
 
 /// Writes the `PATIENTS_READ` event of each operation that served patients,

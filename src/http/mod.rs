@@ -21,11 +21,11 @@ use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
-    trace::{DefaultOnResponse, TraceLayer},
+    trace::{DefaultOnResponse, OnResponse as _, TraceLayer},
 };
 use tracing::Level;
 
-use crate::{app::AppState, config::CorsOrigins, error::AppError};
+use crate::{app::AppState, config::CorsOrigins, error::AppError, telemetry};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -94,10 +94,31 @@ pub fn with_middleware(router: Router<AppState>, state: &AppState) -> Router {
                 .get(REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            tracing::info_span!("request", method = %req.method(), path, request_id = id)
+            if matches!(path, "/healthz" | "/readyz" | "/metrics") {
+                // Probes and scrapes, every few seconds: logged, not traced.
+                return tracing::info_span!(target: telemetry::UNTRACED, "request", method = %req.method(), path, request_id = id);
+            }
+            // The trace's fields stay empty, and out of the logs, unless
+            // traces are on.
+            let span = tracing::info_span!(
+                "request",
+                method = %req.method(),
+                path,
+                request_id = id,
+                trace_id = tracing::field::Empty,
+                otel.name = tracing::field::Empty,
+                otel.kind = tracing::field::Empty,
+            );
+            telemetry::follow_caller(&span, req.headers(), req.method().as_str(), path);
+            span
         })
         .on_request(())
-        .on_response(DefaultOnResponse::new().level(Level::INFO));
+        .on_response(|response: &Response, latency: Duration, span: &tracing::Span| {
+            DefaultOnResponse::new()
+                .level(Level::INFO)
+                .on_response(response, latency, span);
+            telemetry::record_status(span, response.status().as_u16());
+        });
     router
         .layer(middleware::from_fn_with_state(state.trusted_proxy_hops, client::attach))
         .layer(middleware::from_fn_with_state(state.clone(), count_response))
@@ -166,7 +187,16 @@ where
 fn cors(origins: &CorsOrigins) -> CorsLayer {
     let layer = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT, REQUEST_ID])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            REQUEST_ID,
+            HeaderName::from_static(crate::idempotency::HEADER),
+            // W3C trace context, from browser clients that trace.
+            HeaderName::from_static("traceparent"),
+            HeaderName::from_static("tracestate"),
+        ])
         .expose_headers([REQUEST_ID])
         .max_age(Duration::from_secs(600));
     match origins {

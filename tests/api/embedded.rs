@@ -13,13 +13,13 @@ use crate::common::{AUDIT_SEAL_KEY, JWT_SECRET, MFA_ENCRYPTION_KEY, PASSWORD, cl
 
 const BIN: &str = env!("CARGO_BIN_EXE_healthcare-api");
 
-struct Server {
-    child: Child,
+pub(crate) struct Server {
+    pub(crate) child: Child,
     port: u16,
 }
 
 /// The server binary with a clean environment, on `port`.
-fn server_command(port: u16) -> Command {
+pub(crate) fn server_command(port: u16) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -49,18 +49,18 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(mut cmd: Command, port: u16) -> Self {
+    pub(crate) fn start(mut cmd: Command, port: u16) -> Self {
         Self {
             child: cmd.spawn().expect("start the server"),
             port,
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    async fn wait_ready(&mut self) -> Duration {
+    pub(crate) async fn wait_ready(&mut self) -> Duration {
         let started = Instant::now();
         let client = reqwest::Client::new();
         while started.elapsed() < Duration::from_secs(90) {
@@ -77,7 +77,7 @@ impl Server {
         panic!("the server was not ready in time");
     }
 
-    async fn gql(&self, query: &str, variables: Value) -> Value {
+    pub(crate) async fn gql(&self, query: &str, variables: Value) -> Value {
         reqwest::Client::new()
             .post(self.url("/graphql"))
             .json(&json!({ "query": query, "variables": variables }))
@@ -89,12 +89,12 @@ impl Server {
             .unwrap()
     }
 
-    fn signal(&self, signal: i32) {
+    pub(crate) fn signal(&self, signal: i32) {
         // SAFETY: kill has no memory-safety preconditions.
         unsafe { libc::kill(self.child.id() as i32, signal) };
     }
 
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn wait_exit(&mut self) -> std::process::ExitStatus {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {

@@ -87,6 +87,23 @@ async fn cors_allows_only_the_configured_origins() {
         allowed.headers()["access-control-allow-origin"],
         "https://app.example.org"
     );
+    // Every header the API reads may be sent from a browser: retries' keys
+    // and the W3C trace context among them.
+    let allowed_headers = allowed.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for header in [
+        "authorization",
+        "content-type",
+        "accept",
+        "x-request-id",
+        "idempotency-key",
+        "traceparent",
+        "tracestate",
+    ] {
+        assert!(allowed_headers.contains(header), "{header} in {allowed_headers}");
+    }
     let refused = preflight("https://evil.example.com").await.unwrap();
     assert!(refused.headers().get("access-control-allow-origin").is_none());
 }

@@ -31,3 +31,4 @@ mod rest;
 mod seal;
 mod sessions;
 mod subscriptions;
+mod traces;

@@ -163,7 +163,7 @@ impl TestApp {
         let mut vars = settings(db_url);
         change(&mut vars);
         if std::env::var_os("TEST_LOG").is_some() {
-            healthcare_api::telemetry::init(healthcare_api::config::LogFormat::Pretty, "info");
+            let _ = healthcare_api::telemetry::init(healthcare_api::config::LogFormat::Pretty, "info", false);
         }
         let config = Config::from_lookup(|k| vars.get(k).cloned())?;
         let app = Application::build(config).await?;
