@@ -76,6 +76,9 @@ pub fn init(format: LogFormat, filter: &str, traces: bool) -> anyhow::Result<Tel
         .with_threads(false)
         .with_target(false)
         .with_tracked_inactivity(false)
+        // Nothing here reads OpenTelemetry's current context: entering a
+        // span (each poll of a request) need not make it current.
+        .with_context_activation(false)
         // Spans only: log events stay in the logs.
         .with_filter(filter_fn(|meta| {
             meta.is_span() && meta.target().starts_with("healthcare_api") && meta.target() != UNTRACED

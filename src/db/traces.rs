@@ -104,16 +104,12 @@ fn summary(sql: &str) -> (&str, Option<&str>) {
     } else {
         "SQL"
     };
-    let words: Vec<&str> = sql.split_whitespace().take(4096).collect();
-    let table = words
-        .windows(2)
-        .find(|pair| {
-            ["FROM", "INTO", "UPDATE"]
-                .iter()
-                .any(|k| pair[0].eq_ignore_ascii_case(k))
-        })
+    let table = sql
+        .split_whitespace()
+        .skip_while(|word| !["FROM", "INTO", "UPDATE"].iter().any(|k| word.eq_ignore_ascii_case(k)))
+        .nth(1)
         // diesel writes a join as `FROM ("a" INNER JOIN "b" ...)`.
-        .map(|pair| pair[1].trim_matches(|c: char| matches!(c, '"' | '(' | ')' | ',')))
+        .map(|word| word.trim_matches(|c: char| matches!(c, '"' | '(' | ')' | ',')))
         .filter(|table| {
             !table.is_empty()
                 && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
