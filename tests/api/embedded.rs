@@ -9,21 +9,24 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::common::{AUDIT_SEAL_KEY, JWT_SECRET, MFA_ENCRYPTION_KEY, PASSWORD, cluster::ScratchDir, free_port};
+use crate::common::{AUDIT_SEAL_KEY, JWT_SECRET, MFA_ENCRYPTION_KEY, PASSWORD, cluster::ScratchDir, listening_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_healthcare-api");
 
 pub(crate) struct Server {
     pub(crate) child: Child,
+    /// Known once it listens (see `wait_ready`).
     port: u16,
 }
 
-/// The server binary with a clean environment, on `port`.
-pub(crate) fn server_command(port: u16) -> Command {
+/// The server binary with a clean environment, on a port of the system's
+/// choosing: one picked here and bound later could be taken meanwhile by
+/// another test's server, which would then answer in its place.
+pub(crate) fn server_command() -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("PORT", port.to_string())
+        .env("PORT", "0")
         .env("BCRYPT_COST", "4")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -32,10 +35,10 @@ pub(crate) fn server_command(port: u16) -> Command {
 }
 
 /// The server on the embedded database kept in `data_dir`.
-fn serve(data_dir: &Path, port: u16) -> Server {
-    let mut cmd = server_command(port);
+fn serve(data_dir: &Path) -> Server {
+    let mut cmd = server_command();
     cmd.env("DATA_DIR", data_dir);
-    Server::start(cmd, port)
+    Server::start(cmd)
 }
 
 /// A test that fails half-way still stops its server.
@@ -49,10 +52,10 @@ impl Drop for Server {
 }
 
 impl Server {
-    pub(crate) fn start(mut cmd: Command, port: u16) -> Self {
+    pub(crate) fn start(mut cmd: Command) -> Self {
         Self {
             child: cmd.spawn().expect("start the server"),
-            port,
+            port: 0,
         }
     }
 
@@ -67,7 +70,11 @@ impl Server {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("the server exited: {status}");
             }
-            if let Ok(resp) = client.get(self.url("/readyz")).send().await
+            if self.port == 0 {
+                self.port = listening_port(self.child.id()).unwrap_or(0);
+            }
+            if self.port != 0
+                && let Ok(resp) = client.get(self.url("/readyz")).send().await
                 && resp.status() == 200
             {
                 return started.elapsed();
@@ -155,7 +162,7 @@ async fn embedded_database_from_empty_folder_restart_and_sigkill() {
 
     // First run: creates the cluster, a JWT secret and an audit seal key
     // (owner-only files), then serves.
-    let mut server = serve(&data, free_port());
+    let mut server = serve(&data);
     let first = server.wait_ready().await;
     let body = server.gql(crate::common::REGISTER, register.clone()).await;
     assert!(body["errors"].is_null(), "{body}");
@@ -177,7 +184,7 @@ async fn embedded_database_from_empty_folder_restart_and_sigkill() {
     assert!(postmaster_pid(&data).is_none(), "the cluster was stopped cleanly");
 
     // Restart: same data, same secret.
-    let mut server = serve(&data, free_port());
+    let mut server = serve(&data);
     let restart = server.wait_ready().await;
     let body = server.gql(crate::common::LOGIN, login.clone()).await;
     assert!(body["errors"].is_null(), "{body}");
@@ -188,7 +195,7 @@ async fn embedded_database_from_empty_folder_restart_and_sigkill() {
     // SIGKILL: the next start recovers on its own, at once.
     server.signal(libc::SIGKILL);
     server.wait_exit();
-    let mut server = serve(&data, free_port());
+    let mut server = serve(&data);
     server.wait_ready().await;
     let body = server.gql(crate::common::LOGIN, login.clone()).await;
     assert!(body["errors"].is_null(), "{body}");
@@ -215,7 +222,7 @@ async fn embedded_database_from_empty_folder_restart_and_sigkill() {
     server.wait_exit();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(alive(orphan), "the orphaned cluster still runs");
-    let mut server = serve(&data, free_port());
+    let mut server = serve(&data);
     server.wait_ready().await;
     assert!(!alive(orphan), "the orphaned cluster was stopped");
     let restarted = postmaster_pid(&data).expect("a new cluster runs");
@@ -232,7 +239,7 @@ async fn embedded_database_from_empty_folder_restart_and_sigkill() {
         format!("{}\n{}\n", std::process::id(), data.join("postgres").display()),
     )
     .unwrap();
-    let mut server = serve(&data, free_port());
+    let mut server = serve(&data);
     server.wait_ready().await;
     let body = server.gql(crate::common::LOGIN, login).await;
     assert!(body["errors"].is_null(), "{body}");
@@ -248,7 +255,7 @@ async fn embedded_database_from_empty_folder_restart_and_sigkill() {
 async fn commands_beside_a_live_server_use_its_cluster_and_never_stop_it() {
     let scratch = ScratchDir::new("beside");
     let data = scratch.path().join("data");
-    let mut server = serve(&data, free_port());
+    let mut server = serve(&data);
     server.wait_ready().await;
     let pid = postmaster_pid(&data).expect("the cluster runs");
     let data_dir = data.to_str().unwrap();
@@ -419,11 +426,10 @@ async fn migrate_and_create_admin_subcommands() {
 async fn logs_never_contain_passwords_tokens_or_personal_data() {
     let db = crate::common::cluster::cluster().database(true).await;
     let url = db.url.clone();
-    let port = free_port();
     let scratch = ScratchDir::new("logs");
     let log_path = scratch.path().join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut cmd = server_command(port);
+    let mut cmd = server_command();
     cmd.env("DATABASE_URL", &url)
         .env("JWT_SECRET", JWT_SECRET)
         .env("AUDIT_SEAL_KEY", AUDIT_SEAL_KEY)
@@ -432,7 +438,7 @@ async fn logs_never_contain_passwords_tokens_or_personal_data() {
         .env("RUST_LOG", "debug")
         .stdout(log.try_clone().unwrap())
         .stderr(log);
-    let mut server = Server::start(cmd, port);
+    let mut server = Server::start(cmd);
     server.wait_ready().await;
     let register = json!({ "input": { "name": "Zelda Secretname", "email": "zelda.private@example.org", "password": "hunter2-hunter2" } });
     let body = server.gql(crate::common::REGISTER, register).await;

@@ -523,14 +523,14 @@ async fn a_thousand_idle_subscriptions_cost_a_bounded_amount_of_memory() {
     // The real binary, so that its memory is its own.
     let db = crate::common::cluster::cluster().database(true).await;
     let url = db.url.clone();
-    let port = crate::common::free_port();
     let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_healthcare-api"))
         .env_clear()
         .env("DATABASE_URL", &url)
         .env("JWT_SECRET", crate::common::JWT_SECRET)
         .env("AUDIT_SEAL_KEY", crate::common::AUDIT_SEAL_KEY)
         .env("MFA_ENCRYPTION_KEY", crate::common::MFA_ENCRYPTION_KEY)
-        .env("PORT", port.to_string())
+        // A port of the system's choosing, found once the server listens.
+        .env("PORT", "0")
         .env("BCRYPT_COST", "4")
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
@@ -538,12 +538,17 @@ async fn a_thousand_idle_subscriptions_cost_a_bounded_amount_of_memory() {
         .unwrap();
     let pid = server.id().unwrap();
     let client = reqwest::Client::new();
+    let mut port = 0;
     for _ in 0..100 {
-        if client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
+        if port == 0 {
+            port = crate::common::listening_port(pid).unwrap_or(0);
+        }
+        if port != 0
+            && client
+                .get(format!("http://127.0.0.1:{port}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
         {
             break;
         }

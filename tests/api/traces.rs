@@ -163,9 +163,8 @@ fn threads(server: &Server) -> Vec<String> {
 
 /// The binary on `url`, its logs (JSON) in `log`, with `extra` settings.
 fn traced_server(url: &str, log: &std::path::Path, extra: &[(&str, &str)]) -> Server {
-    let port = free_port();
     let log = std::fs::File::create(log).unwrap();
-    let mut cmd = server_command(port);
+    let mut cmd = server_command();
     cmd.env("DATABASE_URL", url)
         .env("JWT_SECRET", JWT_SECRET)
         .env("AUDIT_SEAL_KEY", AUDIT_SEAL_KEY)
@@ -177,7 +176,7 @@ fn traced_server(url: &str, log: &std::path::Path, extra: &[(&str, &str)]) -> Se
     for (key, value) in extra {
         cmd.env(key, value);
     }
-    Server::start(cmd, port)
+    Server::start(cmd)
 }
 
 const CHART: &str = "query PatientChart($n: Int, $s: String) { patients(first: $n, search: $s) { nodes { name createdBy { name } doctors { name } mappings { doctor { name } assignedBy { name } } } } }";

@@ -364,6 +364,33 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// The TCP port that process `pid` listens on (IPv4), once it does: the
+/// socket among its open files that `/proc/net/tcp` lists as listening.
+pub fn listening_port(pid: u32) -> Option<u16> {
+    let sockets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            target
+                .strip_prefix("socket:[")
+                .and_then(|rest| rest.strip_suffix(']'))
+                .map(str::to_owned)
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let columns: Vec<&str> = line.split_whitespace().collect();
+        // local_address, then state (0A: listening), then the inode tenth.
+        let (local, state, inode) = (columns.get(1)?, columns.get(3)?, columns.get(9)?);
+        if *state != "0A" || !sockets.iter().any(|s| s == inode) {
+            return None;
+        }
+        u16::from_str_radix(local.rsplit_once(':')?.1, 16).ok()
+    })
+}
+
 pub fn chmod(path: &std::path::Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
