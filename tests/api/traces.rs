@@ -321,6 +321,36 @@ async fn a_nested_read_leaves_a_span_per_request_operation_and_statement() {
     tree(&spans, request, 0, &mut shown);
     println!("the spans of the nested read of 5 patients:\n{shown}");
 
+    // A batch: a span for each of its operations, under the request.
+    let batch_trace = "5ce0e9a56015fec5aadfa328ae398115";
+    let answers: Value = reqwest::Client::new()
+        .post(server.url("/graphql"))
+        .bearer_auth(&ann.token)
+        .header("traceparent", format!("00-{batch_trace}-{caller_span}-01"))
+        .json(&json!([
+            { "query": "query Who { me { id } }" },
+            { "query": "query Count { patients(first: 1) { totalCount } }" },
+        ]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answers[1]["data"]["patients"]["totalCount"], 5, "{answers}");
+    let batch = receiver
+        .wait_for(&hex::decode(batch_trace).unwrap(), |spans| {
+            ["POST /graphql", "query Who", "query Count"]
+                .iter()
+                .all(|name| spans.iter().any(|s| s.name == *name))
+        })
+        .await;
+    let batch_request = batch.iter().find(|s| s.name == "POST /graphql").unwrap();
+    for name in ["query Who", "query Count"] {
+        let operation = batch.iter().find(|s| s.name == name).unwrap();
+        assert_eq!(operation.parent_span_id, batch_request.span_id, "{name}");
+    }
+
     // A request without a caller's trace starts its own, and a create's
     // values stay out of its spans as a read's do.
     let created = post_as(
