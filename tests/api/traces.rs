@@ -88,26 +88,25 @@ impl Receiver {
             .collect()
     }
 
-    /// The spans of `trace` once `done` holds of them (within 20 s).
-    async fn wait_for(&self, trace: &[u8], done: impl Fn(&[Span]) -> bool) -> Vec<Span> {
+    /// What `found` finds among the spans received, once it does (within 20 s).
+    async fn wait_until<T>(&self, what: &str, found: impl Fn(Vec<Span>) -> Option<T>) -> T {
         let started = Instant::now();
         loop {
-            let spans: Vec<Span> = self
-                .spans()
-                .into_iter()
-                .map(|(s, _)| s)
-                .filter(|s| s.trace_id == trace)
-                .collect();
-            if done(&spans) {
-                return spans;
+            if let Some(result) = found(self.spans().into_iter().map(|(s, _)| s).collect()) {
+                return result;
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "the trace's spans did not all arrive: {:#?}",
-                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
-            );
+            assert!(started.elapsed() < Duration::from_secs(20), "{what} did not arrive");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The spans of `trace` once `done` holds of them.
+    async fn wait_for(&self, trace: &[u8], done: impl Fn(&[Span]) -> bool) -> Vec<Span> {
+        self.wait_until("the trace's spans", |spans| {
+            let of_trace: Vec<Span> = spans.into_iter().filter(|s| s.trace_id == trace).collect();
+            done(&of_trace).then_some(of_trace)
+        })
+        .await
     }
 }
 
@@ -323,20 +322,16 @@ async fn a_nested_read_leaves_a_span_per_request_operation_and_statement() {
 
     // A batch: a span for each of its operations, under the request.
     let batch_trace = "5ce0e9a56015fec5aadfa328ae398115";
-    let answers: Value = reqwest::Client::new()
-        .post(server.url("/graphql"))
-        .bearer_auth(&ann.token)
-        .header("traceparent", format!("00-{batch_trace}-{caller_span}-01"))
-        .json(&json!([
+    let answers = post_as(
+        &server,
+        &ann.token,
+        Some(&format!("00-{batch_trace}-{caller_span}-01")),
+        json!([
             { "query": "query Who { me { id } }" },
             { "query": "query Count { patients(first: 1) { totalCount } }" },
-        ]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ]),
+    )
+    .await;
     assert_eq!(answers[1]["data"]["patients"]["totalCount"], 5, "{answers}");
     let batch = receiver
         .wait_for(&hex::decode(batch_trace).unwrap(), |spans| {
@@ -364,19 +359,11 @@ async fn a_nested_read_leaves_a_span_per_request_operation_and_statement() {
     )
     .await;
     assert!(created["data"]["createPatient"]["id"].is_string(), "{created}");
-    let started = Instant::now();
-    let mutation = loop {
-        let found = receiver
-            .spans()
-            .into_iter()
-            .map(|(s, _)| s)
-            .find(|s| s.name == "mutation NewPatient");
-        if let Some(span) = found {
-            break span;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "no span for the create");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let mutation = receiver
+        .wait_until("the create's span", |spans| {
+            spans.into_iter().find(|s| s.name == "mutation NewPatient")
+        })
+        .await;
     assert_ne!(mutation.trace_id, trace);
     let all = receiver.spans();
     let root = all
